@@ -1,0 +1,67 @@
+"""Runs page in a real browser: stored results are listed with their thumbnail, download as a zip, and delete."""
+
+from __future__ import annotations
+
+import io
+import secrets
+import time
+import zipfile
+
+import numpy as np
+from PIL import Image
+
+from cache import Store
+from tests.browser.conftest import wait_for_app
+
+
+def _png() -> bytes:
+    buf = io.BytesIO()
+    Image.fromarray(np.full((24, 24, 3), (200, 40, 40), dtype=np.uint8)).save(buf, format="PNG")
+    return buf.getvalue()
+
+
+def test_runs_lists_downloads_and_deletes(page, app_url, _isolated_store):
+    # The server reads the session's store; add two results of our own (other browser tests may add theirs).
+    store = Store(_isolated_store)
+    tag = secrets.token_hex(4)
+    keep = f"grid-{tag}keep0000000000"
+    gone = f"grid-{tag}gone0000000000"
+    now = time.time()
+    store.put(keep, arrays={"measure": np.ones((4, 4))}, files={"image.png": _png()},
+              record={"spec": {"preset": "tanh", "tag": tag}, "created": now, "elapsed_s": 3.0})
+    store.put(gone, files={"image.png": _png()},
+              record={"spec": {"preset": "relu", "tag": tag}, "created": now + 1, "elapsed_s": 1.0})
+
+    page.goto(f"{app_url}/Runs")
+    wait_for_app(page)
+    keep_row = page.locator(f".st-key-run-{keep}")
+    gone_row = page.locator(f".st-key-run-{gone}")
+    keep_row.wait_for()
+    gone_row.wait_for()
+    assert gone_row.get_by_text("preset=relu").count() == 1
+    # newest first: the later result's row comes before the earlier one's in the page
+    assert page.evaluate(
+        "([a, b]) => !!(document.querySelector(a).compareDocumentPosition(document.querySelector(b)) & 4)",
+        [f".st-key-run-{gone}", f".st-key-run-{keep}"],
+    )
+    # the thumbnail is the entry's image.png, actually loaded by the browser
+    img = keep_row.locator("img").first
+    img.wait_for()
+    assert page.evaluate("(el) => el.complete && el.naturalWidth", img.element_handle()) == 24
+
+    with page.expect_download() as dl_info:
+        keep_row.get_by_role("button", name="Download (.zip)").click()
+    path = dl_info.value.path()
+    with zipfile.ZipFile(path) as zf:
+        names = zf.namelist()
+    assert f"{keep}/image.png" in names and f"{keep}/record.json" in names and f"{keep}/measure.npy" in names
+
+    gone_row.get_by_role("button", name="Delete").click()
+    gone_row.wait_for(state="detached")
+    wait_for_app(page)
+    assert not store.has(gone) and store.has(keep)
+    assert page.locator(f".st-key-run-{keep}").count() == 1
+    page.reload()
+    wait_for_app(page)
+    page.locator(f".st-key-run-{keep}").wait_for()
+    assert page.locator(f".st-key-run-{gone}").count() == 0
