@@ -15,7 +15,7 @@ EXPLORERS = [
     (
         "pages/1_Trainability_Explorer.py",
         "Trainability explorer",
-        "🌀",
+        ":material/blur_on:",
         "Train one tiny network per pixel of a grid of hyperparameters (e.g. the two layers' learning rates), "
         "colour converged against diverged, click to zoom into the boundary — every level recomputed, not "
         "upscaled — and measure its box-counting dimension (Sohl-Dickstein, 2024).",
@@ -23,21 +23,21 @@ EXPLORERS = [
     (
         "pages/2_FractalNet_Lab.py",
         "FractalNet lab",
-        "🧱",
+        ":material/account_tree:",
         "Configure a FractalNet (Larsson et al., ICLR 2017): ultra-deep CNNs grown by a recursive expansion rule "
         "and trained with drop-path. Train it with live curves and see how well each column does on its own.",
     ),
     (
         "pages/3_Kronecker_Lab.py",
         "Kronecker lab",
-        "🔷",
+        ":material/grid_on:",
         "Grow a self-similar layer graph by Kronecker-multiplying a small lower-triangular adjacency matrix with "
         "itself; see its adjacency, data flow and streams, and train it as a network against fair baselines.",
     ),
     (
         "pages/4_Runs.py",
         "Runs and artifacts",
-        "🗂️",
+        ":material/folder_open:",
         "Every job and cached result, newest first: status, thumbnails, re-open, download and delete.",
     ),
 ]

@@ -28,6 +28,8 @@ ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-f
 
 def _wait_idle(pg, timeout_ms=120_000):
     pg.wait_for_selector("[data-testid='stApp']", timeout=timeout_ms)
+    # The page skeleton shows before the script runs; wait for real content (every page has a title).
+    pg.wait_for_selector("[data-testid='stHeading']", timeout=timeout_ms)
     pg.wait_for_function("() => !document.querySelector('[data-testid=\"stStatusWidget\"]')", timeout=timeout_ms)
 
 

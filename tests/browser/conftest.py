@@ -103,6 +103,8 @@ def page(browser, app_url):
 def wait_for_app(pg, timeout_ms: int = 60_000) -> None:
     """Wait until Streamlit has finished its script run (no 'Running...' status widget)."""
     pg.wait_for_selector("[data-testid='stApp']", timeout=timeout_ms)
+    # The page skeleton shows before the script runs; wait for real content (every page has a title).
+    pg.wait_for_selector("[data-testid='stHeading']", timeout=timeout_ms)
     pg.wait_for_function(
         "() => !document.querySelector('[data-testid=\"stStatusWidget\"]')", timeout=timeout_ms
     )
