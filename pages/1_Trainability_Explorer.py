@@ -544,7 +544,7 @@ def _pixel_panel(pix: dict) -> None:
     verdict = "✓ converged" if measure < 0 else "✗ diverged"
     grid_verdict = "converged" if bool(shown["converged"][i, j]) else "diverged"
     sx, sy = AXIS_SHORT.get(shown_spec["phase_space"], ("x", "y"))
-    c = st.columns(4)
+    c = st.columns(2) + st.columns(2)
     c[0].metric(sx, f"{10 ** xv:.6g}", help=f"log₁₀ {sx} = {xv:.15g}")
     c[1].metric(sy, f"{10 ** yv:.6g}", help=f"log₁₀ {sy} = {yv:.15g}")
     c[2].metric("Verdict (replayed)", verdict)
