@@ -697,9 +697,10 @@ def pixel_loss_curve(spec: GridSpec, x: float, y: float, init=None, device=None)
 
 # ---------------------------------------------------------------------------------------------------- cost model
 
-#: Network-steps per second of the CPU kernel (tanh, width 16, N = 272, full batch, every pixel counted as T
-#: steps), measured with ``python bench/trainability.py`` on the project's 2-core CPU; see the README.
-CPU_RATE = {"float64": 60_000.0, "float32": 120_000.0}
+#: Network-steps per second of ``run_grid`` on the project's 2-core CPU (tanh preset, 128x128, 500 steps, every
+#: pixel counted as T steps), measured with ``python bench/trainability.py`` while other work shared the machine
+#: (load average 4-7): 24,892 (float64) and 65,246 (float32). An idle machine is faster; estimates err long.
+CPU_RATE = {"float64": 25_000.0, "float32": 65_000.0}
 _REF_COST = 272 * 16 * (2 * 16 + 10)
 
 

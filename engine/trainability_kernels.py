@@ -160,6 +160,7 @@ class _SlotKernel:
         self.grad_v = torch.empty(S, n, **kw)
         self.scale_u = torch.empty(S, n, 1, **kw)
         self.loss = torch.empty(S, **kw)
+        self.loss3 = self.loss.view(S, 1, 1)
         # views, made once
         self.Ut2 = self.Ut.view(S * n, n)
         self.H2 = self.H.view(S * n, N)
@@ -171,6 +172,7 @@ class _SlotKernel:
         self.lr_v2 = self.lr_v.view(S, 1)
         self.off_u3 = None if self.off_u is None else self.off_u.view(S, 1, 1)
         self.r2 = self.out.view(S, N)
+        self.r_col = self.out.view(S, N, 1)
         self.neg_y = (-p.Yrow).expand(S, 1, N)
         self.r_wide = self.out.expand(S, n, N)
 
@@ -189,7 +191,7 @@ class _SlotKernel:
         elif p.activation == "relu":
             H.clamp_min_(0.0)
         torch.baddbmm(self.neg_y, self.V_row, H, out=r)  # residuals out - Y, shape (S, 1, N)
-        torch.linalg.vecdot(self.r2, self.r2, out=self.loss)  # N * loss; the caller divides
+        torch.bmm(r, self.r_col, out=self.loss3)  # N * loss (one op; vecdot is 4); the caller divides
 
         if p.batches is None:
             HR = torch.mul(H, r, out=self.HR)
