@@ -21,6 +21,9 @@ details are the paper's claims. Here:
   out which convs the sampled subnetwork needs and runs only those. Inference uses every path.
 * ``model(x, column=k)`` runs column ``k`` alone (0 = shallowest; ``-1`` = deepest, as in Python; in a block
   with fewer columns, the deepest that block has).
+* **Batch-norm statistics per configuration** (:class:`FractalBatchNorm2d`, :func:`calibrate_batch_norm`): the
+  full net and each column alone normalise with their own population statistics, because a conv after a join
+  sees different inputs in each. Training is unchanged (batch statistics); only inference statistics differ.
 
 Named variants (``create_model(name, num_classes=..., in_channels=...)``; ``variant_table()`` returns this as
 data, with parameter counts, for the page):
@@ -44,8 +47,6 @@ CLI: ``python -m engine.fractalnet train --variant small --dataset digits --epoc
 
 from __future__ import annotations
 
-import dataclasses
-import math
 from dataclasses import dataclass
 from typing import Any, Callable
 
@@ -649,6 +650,7 @@ def calibrate_batch_norm(
     dev = next(model.parameters()).device
     bns = model.batch_norms()
     momenta = [bn.momentum for bn in bns]
+    tracked = [bn.num_batches_tracked.clone() for bn in bns]  # a counter of training batches: leave it be
     model.eval()
     try:
         for slot in [None, *(range(model.num_columns) if columns else [])]:
@@ -662,8 +664,9 @@ def calibrate_batch_norm(
             for bn in bns:
                 bn.eval()
     finally:
-        for bn, m in zip(bns, momenta):
+        for bn, m, t in zip(bns, momenta, tracked):
             bn.momentum = m
+            bn.num_batches_tracked.copy_(t)
         model.train(was_training)
 
 
@@ -685,13 +688,13 @@ VARIANTS: dict[str, Variant] = {
     v.name: v
     for v in [
         Variant("micro", "C=2, B=2: tests and smoke runs",
-                lambda **kw: FractalNetConfig(columns=2, filters=(16, 32), **kw)),
+                lambda **kw: FractalNetConfig(**{"columns": 2, "filters": (16, 32), **kw})),
         Variant("small", "C=3, B=3: 8x8 digits and 32x32 images alike",
-                lambda **kw: FractalNetConfig(columns=3, filters=(32, 64, 96), **kw)),
+                lambda **kw: FractalNetConfig(**{"columns": 3, "filters": (32, 64, 96), **kw})),
         Variant("medium", "C=3, B=4: 32x32 images (CIFAR) on a CPU",
-                lambda **kw: FractalNetConfig(columns=3, filters=(64, 128, 256, 256), **kw)),
+                lambda **kw: FractalNetConfig(**{"columns": 3, "filters": (64, 128, 256, 256), **kw})),
         Variant("large", "C=4, B=4: 32x32 images on a GPU",
-                lambda **kw: FractalNetConfig(columns=4, filters=(64, 128, 256, 512), **kw)),
+                lambda **kw: FractalNetConfig(**{"columns": 4, "filters": (64, 128, 256, 512), **kw})),
         Variant("paper-cifar-20", "the paper's CIFAR FractalNet, 20 layers (C=3, B=5)",
                 lambda **kw: FractalNetConfig(
                     **{"columns": 3, "filters": (64, 128, 256, 512, 512), "dropout": _PAPER_DROPOUT, **kw})),

@@ -67,7 +67,7 @@ OPTIMIZERS: dict[str, str] = {
     "sgd": "SGD with Nesterov momentum (the paper's optimiser)",
     "adamw": "AdamW (decoupled weight decay)",
 }
-DEFAULT_LR: dict[str, float] = {"sgd": 0.05, "adamw": 0.002}  # what the defaults were tuned with on digits
+DEFAULT_LR: dict[str, float] = {"sgd": 0.05, "adamw": 0.004}  # what the defaults were tuned with on digits
 SCHEDULES: dict[str, str] = {
     "cosine": "linear warm-up, then cosine decay to zero",
     "step": "linear warm-up, then multiply by gamma at each milestone (fractions of the run)",
@@ -102,10 +102,10 @@ class TrainSpec(SpecMixin):
     max_train: int | None = None
     max_test: int | None = None
     augment: bool = True
-    epochs: int = 15
+    epochs: int = 20
     batch_size: int = 32
     optimizer: str = "adamw"
-    lr: float = 0.002
+    lr: float = 0.004
     momentum: float = 0.9
     weight_decay: float = 5e-4
     schedule: str = "cosine"
@@ -116,7 +116,7 @@ class TrainSpec(SpecMixin):
     seed: int = 0
     precision: str = "auto"
     eval_batch_size: int = 500
-    bn_calibration: int = 256
+    bn_calibration: int = 128
     log_every: int = 1
     resume_from: str | None = None
 
@@ -636,10 +636,13 @@ def read_metrics_csv(path: str | Path) -> list[dict]:
 # --------------------------------------------------------------------------------------------------------------
 
 
-def _column_metrics(model: FractalNet, x, y, spec: TrainSpec, dev, precision: str) -> dict:
+def _column_metrics(model: FractalNet, x, y, spec: TrainSpec, dev, precision: str, check=None) -> dict:
+    """Validation loss/accuracy of the full net and of each column alone (``check()`` runs between them)."""
     full = evaluate(model, x, y, None, spec.eval_batch_size, dev, precision)
     row = {"val_loss": full["loss"], "val_accuracy": full["accuracy"]}
     for k in range(model.num_columns):
+        if check is not None:
+            check()
         m = evaluate(model, x, y, k, spec.eval_batch_size, dev, precision)
         row[f"val_loss_col{k}"] = m["loss"]
         row[f"val_accuracy_col{k}"] = m["accuracy"]
@@ -729,13 +732,17 @@ def train(
         if callback is not None:
             callback(min(1.0, pos.global_step / total_steps), info)
 
+    def check_cancel() -> None:
+        """Stop between steps (or between validation passes) with the state saved, so a resume loses nothing."""
+        if cancel is not None and cancel.is_set():
+            save(complete=False)
+            raise Cancelled(f"training stopped at step {pos.global_step} (epoch {pos.epoch})")
+
     model.train()
     while pos.epoch < spec.epochs:
         perm = torch.randperm(n, generator=torch.Generator().manual_seed(_epoch_seed(spec.seed, pos.epoch)))
         while pos.step_in_epoch < per_epoch:
-            if cancel is not None and cancel.is_set():
-                save(complete=False)
-                raise Cancelled(f"training stopped at step {pos.global_step} (epoch {pos.epoch})")
+            check_cancel()
             t0 = time.perf_counter()
             i = pos.step_in_epoch
             idx = perm[i * spec.batch_size:(i + 1) * spec.batch_size]
@@ -777,6 +784,7 @@ def train(
                     "drop": drop,
                 })
         # End of an epoch: validate the full net and every column alone.
+        check_cancel()
         t_eval = time.perf_counter()
         if spec.bn_calibration:
             calibrate_batch_norm(model, x_calib, batch_size=256)
@@ -787,7 +795,7 @@ def train(
             "images_per_s": pos.epoch_seen / pos.epoch_time if pos.epoch_time > 0 else 0.0,
             "lr": lr_at(spec, max(0, pos.global_step - 1), total_steps, per_epoch),
         }
-        row.update(_column_metrics(model, x_test, y_test, spec, dev, precision))
+        row.update(_column_metrics(model, x_test, y_test, spec, dev, precision, check_cancel))
         model.train()
         row["eval_s"] = time.perf_counter() - t_eval
         row["train_s"] = pos.train_time

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -37,10 +37,20 @@ TINY = FractalNetConfig(columns=2, filters=(8, 12))
 
 
 def _spec(**kw) -> TrainSpec:
-    base = dict(model=TINY, dataset="digits", max_train=192, max_test=96, epochs=2, batch_size=32, lr=0.05,
+    base = dict(model=TINY, dataset="digits", max_train=192, max_test=96, epochs=2, batch_size=32, lr=0.004,
                 warmup_epochs=0.5, bn_calibration=96)
     base.update(kw)
     return TrainSpec(**base)
+
+
+@pytest.fixture(scope="module", autouse=True)
+def one_thread():
+    """Tiny convs gain nothing from a second thread, and on a busy shared machine it makes them several times
+    slower (each parallel region waits for a descheduled thread)."""
+    old = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(old)
 
 
 @pytest.fixture(scope="module")
@@ -86,11 +96,12 @@ def test_schedules_warm_up_then_decay():
 
 def test_tiny_training_run_learns(digits):
     seen = []
-    spec = _spec(epochs=3, batch_size=16, lr=0.1, schedule="constant", warmup_epochs=0.0)
+    spec = _spec(model=variant_config("micro"), epochs=4, batch_size=16, lr=0.01, schedule="constant",
+                 warmup_epochs=0.0, label_smoothing=0.0)
     res = train(spec, callback=lambda f, info: seen.append((f, info)), dataset=digits)
     steps = [i for _, i in seen if i["kind"] == "step"]
     epochs = [i for _, i in seen if i["kind"] == "epoch"]
-    assert len(steps) == 3 * 12 and len(epochs) == 3
+    assert len(steps) == 4 * 12 and len(epochs) == 4
     assert [f for f, _ in seen] == sorted(f for f, _ in seen) and seen[-1][0] == pytest.approx(1.0)
     first = np.mean([s["loss"] for s in steps[:5]])
     last = np.mean([s["loss"] for s in steps[-5:]])
@@ -149,29 +160,34 @@ def test_corrupt_checkpoint_is_refused(tmp_path, digits):
 
 
 def test_cancel_leaves_a_checkpoint_and_resume_matches_an_uninterrupted_run(tmp_path, digits):
-    spec = _spec(epochs=2, model=variant_config("micro", dropout=0.1))
+    spec = _spec(epochs=2, model=FractalNetConfig(columns=2, filters=(8, 12), dropout=0.1))
     straight = train(spec, dataset=digits)
-    out = tmp_path / "partial"
-    # Stop in the middle of the second epoch (6 steps per epoch).
-    with pytest.raises(Cancelled):
-        train(spec, cancel=CancelAfter(8), checkpoint_dir=out, dataset=digits)
-    for name in (MODEL_FILE, CONFIG_FILE, STATE_FILE, METRICS_FILE):
-        assert (out / name).is_file()
-    meta = json.loads((out / CONFIG_FILE).read_text())
-    assert meta["step"] == 8 and meta["epoch"] == 1 and meta["complete"] is False
-    resumed = train(spec, resume_from=out, dataset=digits)
-    a, b = straight.model.state_dict(), resumed.model.state_dict()
-    for k in a:
-        torch.testing.assert_close(b[k], a[k], rtol=1e-5, atol=1e-6, msg=k)
-    assert resumed.summary["steps"] == straight.summary["steps"] == 12
-    assert [r["step"] for r in resumed.history] == [r["step"] for r in straight.history]
+    # cancel.is_set() is checked before each of the 6 steps of an epoch, before calibration and before each
+    # column's validation pass: check 8 is inside epoch 1's validation, check 12 before step 9 (epoch 2).
+    for checks, step, epoch in [(7, 6, 0), (11, 8, 1)]:
+        out = tmp_path / f"partial{checks}"
+        with pytest.raises(Cancelled):
+            train(spec, cancel=CancelAfter(checks), checkpoint_dir=out, dataset=digits)
+        for name in (MODEL_FILE, CONFIG_FILE, STATE_FILE, METRICS_FILE):
+            assert (out / name).is_file()
+        meta = json.loads((out / CONFIG_FILE).read_text())
+        assert (meta["step"], meta["epoch"], meta["complete"]) == (step, epoch, False)
+        resumed = train(spec, resume_from=out, dataset=digits)
+        a, b = straight.model.state_dict(), resumed.model.state_dict()
+        for k in a:
+            torch.testing.assert_close(b[k], a[k], rtol=1e-5, atol=1e-6, msg=k)
+        assert resumed.summary["steps"] == straight.summary["steps"] == 12
+        assert resumed.summary["accuracy"]["columns"] == pytest.approx(straight.summary["accuracy"]["columns"])
+        assert [r["step"] for r in resumed.history] == [r["step"] for r in straight.history]
     with pytest.raises(ValueError, match="resume_from"):
         train(_spec(model=variant_config("micro", columns=3)), resume_from=out, dataset=digits)
+    with pytest.raises(ValueError, match="optimizer"):
+        train(dataclasses.replace(spec, optimizer="sgd"), resume_from=out, dataset=digits)
 
 
 def test_run_to_dir_writes_the_result_files(tmp_path):
     infos = []
-    spec = _spec(epochs=1, model=variant_config("micro", join="learned"), optimizer="adamw", lr=0.003)
+    spec = _spec(epochs=1, model=variant_config("micro", join="learned"), optimizer="sgd", lr=0.05)
     run_to_dir(spec, tmp_path, progress=lambda f, info: infos.append((f, info)))
     for name in ("model.safetensors", "config.json", "metrics.csv", "summary.json", "spec.json"):
         assert (tmp_path / name).is_file(), name
@@ -196,11 +212,16 @@ def test_calibration_gives_each_column_its_own_statistics(digits):
     assert not torch.allclose(bn.running_mean, bn.column_running_mean[1])
     # Column 1's statistics are exactly the batch statistics of its own pre-norm activations.
     acts = {}
-    h = bn.register_forward_hook(lambda mod, i, o: acts.setdefault("x", i[0]))
+
+    def keep_input(mod, inputs, output):  # returns None: a forward hook's return value would replace the output
+        acts["x"] = inputs[0].detach().clone()
+
+    h = bn.register_forward_hook(keep_input)
     with torch.no_grad():
         m(x, column=1)
     h.remove()
-    torch.testing.assert_close(bn.column_running_mean[1], acts["x"].mean(dim=(0, 2, 3)), rtol=1e-4, atol=1e-5)
+    # (upstream layers normalise with the unbiased variance they stored: agreement to ~1e-4, not bitwise)
+    torch.testing.assert_close(bn.column_running_mean[1], acts["x"].mean(dim=(0, 2, 3)), rtol=1e-3, atol=1e-3)
 
 
 def test_bf16_precision_runs_on_cpu(digits):
@@ -248,3 +269,15 @@ def test_load_image_fits_uploads_to_the_model(tmp_path):
     assert load_image(tmp_path / "a.npy", 1, (8, 8)).sum() == 64
     with pytest.raises(ValueError, match="image"):
         load_image(b"not an image", 1, (8, 8))
+
+
+def test_auto_threads_backs_off_on_a_busy_machine(monkeypatch):
+    import os
+
+    from engine.training import auto_threads
+
+    monkeypatch.setattr(os, "cpu_count", lambda: 2)
+    monkeypatch.setattr(os, "getloadavg", lambda: (9.0, 9.0, 9.0))
+    assert auto_threads() == 1
+    monkeypatch.setattr(os, "getloadavg", lambda: (0.1, 0.1, 0.1))
+    assert auto_threads() == torch.get_num_threads()
