@@ -636,6 +636,16 @@ def run_grid(spec: GridSpec, init=None, progress=None, cancel=None, device=None)
         return _train_tile(problem, tile, on_progress, should_stop)
 
     results: list[TileResult | None] = []
+    if _use_processes(spec, dev, workers):
+        from concurrent.futures.process import BrokenProcessPool
+
+        try:
+            results = _run_tiles_in_processes(spec, init, tiles, workers, total, progress, cancel)
+            return _assemble(spec, results, init, t0, progress)
+        except BrokenProcessPool:
+            # A worker could not start (typically a script calling run_grid without an
+            # `if __name__ == "__main__":` guard, which spawned workers re-import): same result on threads.
+            pass
     pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="trainability")
     with _single_threaded_ops(dev), pool:
         futures = [pool.submit(job, t) for t in tiles]
@@ -662,6 +672,11 @@ def run_grid(spec: GridSpec, init=None, progress=None, cancel=None, device=None)
     if stop.is_set() or (cancel is not None and cancel.is_set()) or any(r is None for r in results):
         raise Cancelled("trainability grid cancelled")
 
+    return _assemble(spec, results, init, t0, progress)
+
+
+def _assemble(spec: GridSpec, results, init, t0: float, progress) -> GridResult:
+    """Stitch tile results into the grid's arrays (tiles never overlap, so order does not matter)."""
     measure = np.empty(spec.shape, dtype=np.float64)
     steps_run = 0
     for r in results:
@@ -682,6 +697,88 @@ def run_grid(spec: GridSpec, init=None, progress=None, cancel=None, device=None)
     )
 
 
+# Worker threads share one interpreter: the kernel's ops are small, so Python's dispatch (under the GIL) is a
+# large part of each step and two threads reached only ~1.0-1.3 busy cores (bench/trainability.py, quiet 2-core
+# machine). Big grids therefore run their tiles in worker processes, one interpreter per core. Small grids stay
+# on threads: starting a process (importing torch) costs ~2 s, more than such a grid takes.
+PROCESS_MIN_NETWORK_STEPS = 1_000_000
+
+
+def _use_processes(spec: GridSpec, device: torch.device, workers: int) -> bool:
+    """Processes for CPU grids of at least PROCESS_MIN_NETWORK_STEPS; ``$FRACTAL_LAB_GRID_PROCESSES=0`` turns
+    them off (``=1`` forces them, e.g. for tests)."""
+    env = os.environ.get("FRACTAL_LAB_GRID_PROCESSES", "").strip()
+    if device.type != "cpu" or workers < 2 or env == "0":
+        return False
+    return env == "1" or spec.n_x * spec.n_y * spec.steps >= PROCESS_MIN_NETWORK_STEPS
+
+
+_WORKER: dict[str, Any] = {}
+
+
+def _process_init(init, cancel_event, done_counter) -> None:
+    torch.set_num_threads(1)  # one interpreter per core; see _single_threaded_ops
+    _WORKER.update(init=init, cancel=cancel_event, done=done_counter, problems={})
+
+
+def _process_tile(tile: GridTile) -> TileResult | None:
+    """Run one tile in a worker process; the problem (data and weights) is built once per process and spec."""
+    cancel, done = _WORKER["cancel"], _WORKER["done"]
+    if cancel.is_set():
+        return None
+    key = tile.grid.content_hash()
+    problems = _WORKER["problems"]
+    if key not in problems:
+        problems.clear()
+        problems[key] = _problem(tile.grid, _WORKER["init"], torch.device("cpu"))
+
+    def on_progress(work):
+        with done.get_lock():
+            done.value += int(work)
+
+    return _train_tile(problems[key], tile, on_progress, cancel.is_set)
+
+
+def _run_tiles_in_processes(spec, init, tiles, workers, total, progress, cancel) -> list[TileResult]:
+    import multiprocessing as mp
+    from concurrent.futures import ProcessPoolExecutor
+
+    ctx = mp.get_context("spawn")  # fork after torch has started threads is unsafe
+    stop = ctx.Event()
+    done = ctx.Value("q", 0)
+    init_arrays = None if init is None else _check_init(spec, init)
+    with ProcessPoolExecutor(workers, mp_context=ctx, initializer=_process_init,
+                             initargs=(init_arrays, stop, done)) as pool:
+        futures = [pool.submit(_process_tile, tile) for tile in tiles]
+        pending = set(futures)
+        last = -1.0
+        try:
+            while pending:
+                finished, pending = wait(pending, timeout=0.2, return_when=FIRST_EXCEPTION)
+                for f in finished:
+                    if f.exception() is not None:
+                        raise f.exception()
+                if cancel is not None and cancel.is_set():
+                    stop.set()
+                    for f in pending:
+                        f.cancel()
+                    raise Cancelled("trainability grid cancelled")
+                if progress is not None:
+                    frac = min(1.0, done.value / total)
+                    if frac != last:
+                        progress(frac)
+                        last = frac
+        except BaseException:
+            stop.set()
+            for f in pending:
+                f.cancel()
+            raise
+        results = [f.result() for f in futures]
+    if any(r is None for r in results):
+        raise Cancelled("trainability grid cancelled")
+    return results
+
+
 def pixel_loss_curve(spec: GridSpec, x: float, y: float, init=None, device=None) -> np.ndarray:
     """The ``T`` recorded losses of the single network at log10 coordinates ``(x, y)``, recomputed with the same
     data, weights and minibatch draws as the grid (float64; ``+inf`` after the first non-finite loss, where the
@@ -698,9 +795,10 @@ def pixel_loss_curve(spec: GridSpec, x: float, y: float, init=None, device=None)
 # ---------------------------------------------------------------------------------------------------- cost model
 
 #: Network-steps per second of ``run_grid`` on the project's 2-core CPU (tanh preset, 128x128, 500 steps, every
-#: pixel counted as T steps), measured with ``python bench/trainability.py`` while other work shared the machine
-#: (load average 4-7): 24,892 (float64) and 65,246 (float32). An idle machine is faster; estimates err long.
-CPU_RATE = {"float64": 25_000.0, "float32": 65_000.0}
+#: pixel counted as 500 steps), measured by ``bench/trainability.py`` with tiles in worker processes on a lightly
+#: loaded machine: 86,672 (float64) and 222,335 (float32). Small grids run on threads and reach about half of
+#: that, so the estimate uses the threaded figures for a conservative guess.
+CPU_RATE = {"float64": 41_000.0, "float32": 131_000.0}
 _REF_COST = 272 * 16 * (2 * 16 + 10)
 
 

@@ -523,3 +523,18 @@ def test_cli_rejects_bad_flags_with_the_spec_message(tmp_path, capsys):
     spec = tr.spec_from_args(args)
     assert spec.batch_size is None and spec.resolution == (9, 9) and spec.offset_every_step
     assert spec.x_range == (-2.0, 0.0) and spec.phase_space == "offset_vs_lr"
+
+
+def test_worker_processes_give_the_same_pixels_as_threads(monkeypatch):
+    """Big CPU grids run their tiles in worker processes; that must not change a single pixel."""
+    import engine.trainability as tr
+
+    spec = tr.preset("tanh", resolution=(20, 12), steps=60)
+    monkeypatch.setenv("FRACTAL_LAB_GRID_PROCESSES", "0")
+    threads = tr.run_grid(spec, device="cpu")
+    monkeypatch.setenv("FRACTAL_LAB_GRID_PROCESSES", "1")
+    monkeypatch.setattr(tr, "_workers", lambda device: 2)
+    seen = []
+    procs = tr.run_grid(spec, device="cpu", progress=seen.append)
+    np.testing.assert_array_equal(threads.measure, procs.measure)
+    assert seen and seen[-1] == 1.0
