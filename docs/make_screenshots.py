@@ -42,10 +42,20 @@ def _click_if_present(pg, selector: str) -> bool:
 
 
 def _trainability(pg):
-    # Start the default preset's map and wait until the heatmap is drawn.
-    _click_if_present(pg, "button:has-text('Compute')")
-    pg.wait_for_selector(".js-plotly-plot .nsewdrag", timeout=240_000)
-    time.sleep(4)
+    # Open a shareable link to the tanh preset at 64x64: the explorer computes a linked view by itself.
+    sys.path.insert(0, str(ROOT))
+    from urllib.parse import urlencode
+
+    import ui
+    from engine.trainability import preset
+
+    query = ui.grid_view_query(preset("tanh", resolution=(64, 64)).to_dict(), preset="tanh")
+    pg.goto(pg.url.split("?")[0] + "?" + urlencode(query))
+    _wait_idle(pg)
+    pg.wait_for_selector(".js-plotly-plot .nsewdrag", timeout=300_000)
+    # wait until the full-resolution job (after the coarse preview) is done
+    pg.wait_for_function("() => !document.body.innerText.includes('Computing')", timeout=300_000)
+    time.sleep(3)
 
 
 def _fractalnet(pg):
@@ -101,8 +111,11 @@ def main(argv=None) -> int:
                 pg.goto(f"http://127.0.0.1:{port}{path}")
                 _wait_idle(pg)
                 if action:
-                    action(pg)
-                    _wait_idle(pg)
+                    try:
+                        action(pg)
+                        _wait_idle(pg)
+                    except Exception as exc:  # still take the picture: it shows what went wrong
+                        print(f"{name}: {type(exc).__name__}: {str(exc).splitlines()[0]}")
                 pg.screenshot(path=str(DOCS / fname), full_page=True)
                 print(f"wrote docs/{fname}")
                 ctx.close()

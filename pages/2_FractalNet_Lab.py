@@ -625,7 +625,7 @@ def _fractalnet_runs() -> list:
 
 _init_state()
 
-st.title("🧱 FractalNet lab")
+st.title("FractalNet lab")
 st.caption(
     "FractalNet (Larsson, Maire & Shakhnarovich, ICLR 2017) grows an ultra-deep network from one expansion rule "
     "and trains it with **drop-path**, so that every column also works as a network on its own. Configure a "
@@ -1081,4 +1081,4 @@ else:
 
 _write_url()
 with st.sidebar:
-    ui.copy_link(label="🔗 Link to this setup")
+    ui.copy_link(label="Link to this setup")

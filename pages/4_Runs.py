@@ -42,7 +42,7 @@ def _video_query(run: jobs.JobStatus) -> dict[str, str]:
 REOPEN: dict[str, tuple[str, str, Callable[[jobs.JobStatus], dict[str, str]]]] = {
     "grid": ("pages/1_Trainability_Explorer.py", "🌀 Open in the explorer", _grid_query),
     "zoom_video": ("pages/1_Trainability_Explorer.py", "🌀 Open its view in the explorer", _video_query),
-    "fractalnet_train": ("pages/2_FractalNet_Lab.py", "🧱 Open in the FractalNet lab", lambda run: {"run": run.id}),
+    "fractalnet_train": ("pages/2_FractalNet_Lab.py", "Open in the FractalNet lab", lambda run: {"run": run.id}),
 }
 
 
