@@ -149,7 +149,7 @@ def test_reopen_links(tmp_path, store):
         store.put(store.key("grid", grid_spec), files={"image.png": _png()}, record={"spec": grid_spec.to_dict()})
     at = _open(str(app / "app.py"))
     links = {el.proto.label: el.proto for el in at.get("page_link")}
-    lab = links["🧱 Open in the FractalNet lab"]
+    lab = links["Open in the FractalNet lab"]
     assert lab.page == "FractalNet_Lab" and lab.query_string == f"run={train}"
     if grid_spec is None:
         pytest.skip("ui.grid_view_query or engine.trainability.GridSpec not available yet: grid link not checked")
