@@ -635,7 +635,6 @@ def run_grid(spec: GridSpec, init=None, progress=None, cancel=None, device=None)
             return None
         return _train_tile(problem, tile, on_progress, should_stop)
 
-    results: list[TileResult | None] = []
     if _use_processes(spec, dev, workers):
         from concurrent.futures.process import BrokenProcessPool
 
@@ -649,29 +648,7 @@ def run_grid(spec: GridSpec, init=None, progress=None, cancel=None, device=None)
     pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="trainability")
     with _single_threaded_ops(dev), pool:
         futures = [pool.submit(job, t) for t in tiles]
-        pending = set(futures)
-        last = -1.0
-        try:
-            while pending:
-                finished, pending = wait(pending, timeout=0.2, return_when=FIRST_EXCEPTION)
-                for f in finished:
-                    if f.exception() is not None:
-                        raise f.exception()
-                if cancel is not None and cancel.is_set():
-                    stop.set()
-                if progress is not None and not stop.is_set():
-                    with lock:
-                        frac = min(1.0, done[0] / total)
-                    if frac != last:
-                        progress(frac)
-                        last = frac
-        except BaseException:  # a worker failed, progress() raised, or Ctrl-C: stop the other workers too
-            stop.set()
-            raise
-        results = [f.result() for f in futures]
-    if stop.is_set() or (cancel is not None and cancel.is_set()) or any(r is None for r in results):
-        raise Cancelled("trainability grid cancelled")
-
+        results = _drive_tiles(futures, stop, lambda: done[0] / total, progress, cancel)
     return _assemble(spec, results, init, t0, progress)
 
 
@@ -750,30 +727,33 @@ def _run_tiles_in_processes(spec, init, tiles, workers, total, progress, cancel)
     with ProcessPoolExecutor(workers, mp_context=ctx, initializer=_process_init,
                              initargs=(init_arrays, stop, done)) as pool:
         futures = [pool.submit(_process_tile, tile) for tile in tiles]
-        pending = set(futures)
-        last = -1.0
-        try:
-            while pending:
-                finished, pending = wait(pending, timeout=0.2, return_when=FIRST_EXCEPTION)
-                for f in finished:
-                    if f.exception() is not None:
-                        raise f.exception()
-                if cancel is not None and cancel.is_set():
-                    stop.set()
-                    for f in pending:
-                        f.cancel()
-                    raise Cancelled("trainability grid cancelled")
-                if progress is not None:
-                    frac = min(1.0, done.value / total)
-                    if frac != last:
-                        progress(frac)
-                        last = frac
-        except BaseException:
-            stop.set()
-            for f in pending:
-                f.cancel()
-            raise
-        results = [f.result() for f in futures]
+        return _drive_tiles(futures, stop, lambda: done.value / total, progress, cancel)
+
+
+def _drive_tiles(futures, stop, fraction, progress, cancel) -> list[TileResult]:
+    """Wait for the tile futures (threads or processes), reporting ``progress(fraction())``. On cancel, an error,
+    or Ctrl-C: set ``stop`` (the workers poll it between steps), drop the tiles not started, and raise."""
+    pending = set(futures)
+    last = -1.0
+    try:
+        while pending:
+            finished, pending = wait(pending, timeout=0.2, return_when=FIRST_EXCEPTION)
+            for f in finished:
+                if f.exception() is not None:
+                    raise f.exception()
+            if cancel is not None and cancel.is_set():
+                raise Cancelled("trainability grid cancelled")
+            if progress is not None:
+                frac = min(1.0, fraction())
+                if frac != last:
+                    progress(frac)
+                    last = frac
+    except BaseException:
+        stop.set()
+        for f in pending:
+            f.cancel()
+        raise
+    results = [f.result() for f in futures]
     if any(r is None for r in results):
         raise Cancelled("trainability grid cancelled")
     return results
