@@ -449,7 +449,12 @@ if state["autorun"]:
                                                       and coarse_status.state != "done"):
         coarse_id = jobs.submit("grid", coarse_spec)
         coarse_status = jobs.status(coarse_id)
-    if fine_status is None or (force and fine_status.state in ("failed", "cancelled")):
+    # The full resolution waits for the preview: on 2 cores the two would otherwise compete and the preview
+    # (the "first picture within seconds") would arrive late. The progress fragment reruns the page when the
+    # preview finishes, which submits the full view. A cancelled preview starts nothing until Compute is pressed.
+    preview_pending = coarse_status is not None and coarse_status.state != "done"
+    if (fine_status is None and (force or not preview_pending)) or (
+            force and fine_status is not None and fine_status.state in ("failed", "cancelled")):
         fine_id = jobs.submit("grid", view_spec)
         fine_status = jobs.status(fine_id)
 

@@ -172,6 +172,10 @@ def test_reload_mid_job_finds_the_job(page):
     job_id = default_store().key("grid", spec)
     _open(page, spec)
     page.wait_for_selector("[data-testid='stProgress']", timeout=60_000)
+    # the full-resolution job is submitted once the 32x32 preview is done
+    deadline = time.time() + 180
+    while jobs.status(job_id) is None and time.time() < deadline:
+        time.sleep(0.5)
     status = jobs.status(job_id)
     assert status is not None and status.state in ("queued", "running"), status
     _shot(page, "explorer-running")
