@@ -763,7 +763,8 @@ def pixel_loss_curve(spec: GridSpec, x: float, y: float, init=None, device=None)
     """The ``T`` recorded losses of the single network at log10 coordinates ``(x, y)``, recomputed with the same
     data, weights and minibatch draws as the grid (float64; ``+inf`` after the first non-finite loss, where the
     grid stops that network too). At a grid pixel's own coordinates (``spec.x_values[j]``, ``spec.y_values[i]``)
-    the curve is the one the grid measured, so its verdict is the grid's."""
+    the curve gives the grid's verdict and its measure to ~1e-6 (a single network runs in differently shaped
+    tensor ops than a tile, and BLAS rounds the last bit per shape)."""
     dev = resolve_device(device)
     problem = _problem(spec, init, dev)
     lr0, lr1, offset = hyperparameters(spec, np.array([float(x)]), np.array([float(y)]))

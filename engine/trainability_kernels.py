@@ -21,9 +21,11 @@ Why it is written the way it is (measured on a 2-core CPU, see ``bench/trainabil
   were measured *slower* on this CPU.
 * **Refilled slots.** A pixel whose loss became non-finite is finished (every later loss is non-finite too),
   and its slot is immediately given the next pixel of the tile. The slot set therefore stays full and diverged
-  pixels stop costing compute. A pixel's arithmetic never depends on which slot it sits in or on its
-  neighbours (each row of a matrix product is computed on its own), so refilling and tiling never change a
-  pixel's result: the tests check this bit for bit.
+  pixels stop costing compute. A pixel's arithmetic never mixes with its neighbours' (each row of a matrix
+  product is computed on its own), but BLAS picks a different kernel per matrix shape, so a pixel computed in
+  another tile or slot count can differ in the last bit, which the dynamics amplify to ~1e-6 near the
+  boundary. The tests therefore check verdicts and a relative bound across shapes, and bit for bit only where
+  the shapes are the same (the same grid run twice, threads against processes).
 * **Plain eager PyTorch.** ``torch.compile`` (inductor, CPU) was tried on the whole step and on its elementwise
   middle; both ran slower than this code here, and compiling costs seconds per shape, so there is no compiled
   path to go wrong.

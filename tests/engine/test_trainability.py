@@ -41,6 +41,16 @@ def small(**over) -> GridSpec:
     return GridSpec(**kw)
 
 
+def assert_same_map(measure: np.ndarray, reference: np.ndarray, rtol: float = 1e-4) -> None:
+    """What holds on every CPU when the same pixels are computed in differently shaped tensor ops (tiles, single
+    pixels, slot counts): BLAS picks a kernel per shape, and chaotic training amplifies the last bit to ~1e-6,
+    so results agree to a relative bound and in every verdict, not bit for bit. A verdict flips only when a
+    pixel's last-20-steps loss ratio sits within ~1e-6 of 1, which these small grids never do."""
+    measure, reference = np.asarray(measure), np.asarray(reference)
+    np.testing.assert_array_equal(measure < 0, reference < 0)
+    np.testing.assert_allclose(measure, reference, rtol=rtol, atol=0)
+
+
 # --------------------------------------------------------------------------------------- the reference network
 
 
@@ -276,19 +286,20 @@ def test_tiles_round_trip_and_cover_the_grid():
 # ----------------------------------------------------------------------------------- tiling, threads, pixels
 
 
-def test_tiling_and_worker_threads_never_change_a_pixel(monkeypatch):
+def test_tiling_and_worker_threads_never_change_a_verdict(monkeypatch):
     spec = small(resolution=(7, 6), steps=30, x_range=(-0.5, 2.5), y_range=(-0.5, 2.5))
     monkeypatch.setenv("FRACTAL_LAB_THREADS", "1")
     whole = run_grid(spec, device="cpu")
     monkeypatch.setenv("FRACTAL_LAB_THREADS", "2")
     threaded = run_grid(spec, device="cpu")
-    np.testing.assert_array_equal(whole.measure, threaded.measure)
+    assert_same_map(threaded.measure, whole.measure)
     for size in (1, 4, (5, 2)):
         tiled = np.full(spec.shape, np.nan)
         for tile in spec.tiles(size):
             r = tr.run_tile(tile, device="cpu")
             tiled[tile.rows[0] : tile.rows[1], tile.cols[0] : tile.cols[1]] = r.measure
-        np.testing.assert_array_equal(tiled, whole.measure)
+        assert not np.isnan(tiled).any()
+        assert_same_map(tiled, whole.measure)
     assert 0 < whole.converged.mean() < 1
 
 
@@ -301,8 +312,9 @@ def test_pixel_loss_curve_reproduces_the_grid_verdict_and_measure(preset_name):
         for j in range(spec.n_x):
             curve = tr.pixel_loss_curve(spec, res.x_values[j], res.y_values[i])
             assert curve.shape == (spec.steps,) and curve.dtype == np.float64
-            assert tr.convergence_measure(curve) == res.measure[i, j]
-            assert bool(tr.convergence_measure(curve) < 0) == res.converged[i, j]
+            measure = float(tr.convergence_measure(curve))
+            assert bool(measure < 0) == res.converged[i, j]  # the curve shown gives the map's verdict
+            assert measure == pytest.approx(res.measure[i, j], rel=1e-4)
 
 
 def test_diverged_pixels_stop_early_and_stay_non_finite():
