@@ -10,7 +10,7 @@ Layout under the root::
 
     entries/<key>/            one complete entry: result files + record.json (+ .last_access, the LRU clock)
     tmp/<tag>.<pid>.<rand>/   entries being written (and job working folders); never read as results
-    jobs/                     the job runner's registry (owned by jobs.py, not by this module)
+    jobs/                     the job runner's registry (owned by the runs package, not by this module)
 
 Atomicity: an entry is written into ``tmp/`` (same filesystem), every file is fsync'd, ``record.json`` is
 written last, then the folder is moved into ``entries/`` with one ``os.rename``. A reader therefore sees an
@@ -39,6 +39,8 @@ from pathlib import Path
 from typing import Any, Iterator
 
 import numpy as np
+
+from engine.io import write_json_atomic
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_ROOT = REPO_ROOT / "cache" / "data"
@@ -105,18 +107,6 @@ def _fsync_dir(path: Path) -> None:
         pass
     finally:
         os.close(fd)
-
-
-def write_json_atomic(path: Path, data: Any, fsync: bool = True) -> None:
-    """Write JSON to ``path`` via a temp file in the same folder and ``os.replace`` (readers never see half)."""
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
-    with open(tmp, "w") as fh:
-        json.dump(data, fh, indent=1, sort_keys=True, default=str)
-        fh.flush()
-        if fsync:
-            os.fsync(fh.fileno())
-    os.replace(tmp, path)
 
 
 def dir_size(path: Path) -> int:

@@ -34,6 +34,7 @@ from typing import Any, Iterable, Sequence
 import numpy as np
 import scipy.sparse as sp
 
+from engine.png import font as png_font
 from engine.specs import SpecMixin
 
 #: Layer names appear inside equations such as ``a(X1 + X2)``, so they are kept to letters, digits and ``_``.
@@ -683,17 +684,6 @@ def adjacency_csv(graph: KronGraph, dense_limit: int = DENSE_EXPORT_LIMIT) -> tu
 STREAM_COLORS = ("#0072B2", "#E69F00", "#009E73", "#CC79A7", "#D55E00", "#56B4E9", "#F0E442", "#000000")
 
 
-def _font(size: int):
-    from PIL import ImageFont
-
-    for path in ("/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf", "DejaVuSans.ttf"):
-        try:
-            return ImageFont.truetype(path, size)
-        except OSError:
-            continue
-    return ImageFont.load_default()
-
-
 def adjacency_png(graph: KronGraph, max_cells: int = 512, cell: int | None = None) -> bytes:
     """The adjacency as a PNG (dark = non-zero; blocks shaded by density when downsampled)."""
     from PIL import Image
@@ -716,7 +706,7 @@ def dataflow_png(graph: KronGraph, max_nodes: int = 250, max_edges: int = 5000) 
     """
     from PIL import Image, ImageDraw
 
-    font, small = _font(14), _font(11)
+    font, small = png_font(14), png_font(11)
     if graph.n_nodes <= max_nodes and graph._strict_lower().nnz <= max_edges:
         lay = graph.layout()
         n_levels = int(lay.depth.max()) + 1

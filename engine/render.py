@@ -18,6 +18,8 @@ import io
 
 import numpy as np
 
+from engine.png import png_bytes, upscale  # noqa: F401  (re-exported: the picture helpers of a map)
+
 BUFFER = 0.25  # the gap around zero: converged values end at -0.25, diverged values start at +0.25
 
 # plotly's "Spectral" (plotly.colors.diverging.Spectral), from dark red (0) through pale yellow to purple-blue (1).
@@ -123,30 +125,6 @@ def heatmap_style(measure: np.ndarray) -> dict:
     is the same picture as the flipped PNG.
     """
     return {"z": equalized_values(measure), "zmin": -1.0, "zmax": 1.0, "colorscale": SPECTRAL_COLORSCALE}
-
-
-def upscale(rgb: np.ndarray, scale: int) -> np.ndarray:
-    """Nearest-neighbour enlargement by an integer factor (pixels stay sharp: each is one network)."""
-    if int(scale) != scale or scale < 1:
-        raise ValueError(f"scale: must be an integer >= 1, got {scale}")
-    a = np.asarray(rgb)
-    if scale == 1:
-        return a
-    return np.repeat(np.repeat(a, int(scale), axis=0), int(scale), axis=1)
-
-
-def png_bytes(rgb: np.ndarray, scale: int = 1) -> bytes:
-    """Encode an RGB (or greyscale) uint8 image as PNG, optionally enlarged ``scale`` times (nearest neighbour)."""
-    from PIL import Image
-
-    a = np.asarray(rgb)
-    if a.dtype != np.uint8:
-        raise ValueError(f"rgb: expected a uint8 array, got {a.dtype}")
-    if not (a.ndim == 2 or (a.ndim == 3 and a.shape[2] in (3, 4))):
-        raise ValueError(f"rgb: expected shape (h, w), (h, w, 3) or (h, w, 4), got {a.shape}")
-    buf = io.BytesIO()
-    Image.fromarray(np.ascontiguousarray(upscale(a, scale))).save(buf, format="PNG", optimize=False)
-    return buf.getvalue()
 
 
 def measure_png(measure: np.ndarray, scale: int = 1) -> bytes:

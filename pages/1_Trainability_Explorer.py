@@ -21,7 +21,7 @@ import pandas as pd
 import plotly.graph_objects as go
 import streamlit as st
 
-import jobs
+import runs
 import ui
 from cache import default_store
 from engine import fractal_dimension as fd
@@ -440,23 +440,23 @@ with st.sidebar:
 
 fine_id = _key(view_spec)
 coarse_id = _key(coarse_spec) if coarse_spec else None
-fine_status = jobs.status(fine_id)
-coarse_status = jobs.status(coarse_id) if coarse_id else None
+fine_status = runs.status(fine_id)
+coarse_status = runs.status(coarse_id) if coarse_id else None
 force = ss.pop("tx_force", False)
 if state["autorun"]:
     fine_done = fine_status is not None and fine_status.state == "done"
     if coarse_spec is not None and not fine_done and (coarse_status is None or force and coarse_status.terminal
                                                       and coarse_status.state != "done"):
-        coarse_id = jobs.submit("grid", coarse_spec)
-        coarse_status = jobs.status(coarse_id)
+        coarse_id = runs.submit("grid", coarse_spec)
+        coarse_status = runs.status(coarse_id)
     # The full resolution waits for the preview: on 2 cores the two would otherwise compete and the preview
     # (the "first picture within seconds") would arrive late. The progress fragment reruns the page when the
     # preview finishes, which submits the full view. A cancelled preview starts nothing until Compute is pressed.
     preview_pending = coarse_status is not None and coarse_status.state != "done"
     if (fine_status is None and (force or not preview_pending)) or (
             force and fine_status is not None and fine_status.state in ("failed", "cancelled")):
-        fine_id = jobs.submit("grid", view_spec)
-        fine_status = jobs.status(fine_id)
+        fine_id = runs.submit("grid", view_spec)
+        fine_status = runs.status(fine_id)
 
 shown_id = None
 if fine_status is not None and fine_status.state == "done":
@@ -465,7 +465,7 @@ elif coarse_status is not None and coarse_status.state == "done":
     shown_id = coarse_id
 shown = None
 if shown_id is not None:
-    rd = jobs.result_dir(shown_id)
+    rd = runs.result_dir(shown_id)
     if rd is not None:
         shown = _load_result(str(rd))
         shown["dir"] = str(rd)
@@ -632,7 +632,7 @@ with info_col:
 
     def _cancel_view(_job_id: str) -> None:
         for s, _ in live:
-            jobs.cancel(s.id)
+            runs.cancel(s.id)
 
     @st.fragment(run_every=0.5 if is_live else None)
     def _progress() -> None:
@@ -688,7 +688,7 @@ with tabs[0]:
         visited = []
         for lvl, v in enumerate(state["path"]):
             vid = _key(_view_spec(v)[0])
-            rd = jobs.result_dir(vid)
+            rd = runs.result_dir(vid)
             if rd is not None:
                 visited.append((lvl, v, _estimate_of(_load_result(str(rd)))))
         combined = fd.combined_dimension([e for _, _, e in visited]) if visited else None
@@ -787,11 +787,11 @@ with tabs[1]:
                     f"**{ui.format_duration(vsecs)}**")
         video_id = default_store().key("zoom_video", video_spec)
         if st.button("Render zoom video", key="tx_v_go", icon=":material/movie:"):
-            video_id = jobs.submit("zoom_video", video_spec)
-        vstatus = jobs.status(video_id)
+            video_id = runs.submit("zoom_video", video_spec)
+        vstatus = runs.status(video_id)
         if vstatus is not None:
             ui.live_job_fragment(video_id, key="tx_v_job", title="Zoom video")
-            vdir = jobs.result_dir(video_id)
+            vdir = runs.result_dir(video_id)
             if vdir is not None:
                 mp4 = (vdir / "video.mp4").read_bytes() if (vdir / "video.mp4").exists() else None
                 gif = (vdir / "video.gif").read_bytes() if (vdir / "video.gif").exists() else None
@@ -809,7 +809,7 @@ with tabs[2]:
                "the map to return to it; each level's result stays in the cache.")
     rows = []
     for lvl, v in enumerate(state["path"]):
-        s = jobs.status(_key(_view_spec(v)[0]))
+        s = runs.status(_key(_view_spec(v)[0]))
         rows.append({"level": lvl, "current": "▶" if lvl == state["level"] else "",
                      "zoom": f"× {root_w / (v[1] - v[0]):.4g}", "x from": v[0], "x to": v[1],
                      "y from": v[2], "y to": v[3], "status": s.state if s else "not computed"})

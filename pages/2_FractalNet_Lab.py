@@ -23,7 +23,7 @@ import numpy as np
 import plotly.graph_objects as go
 import streamlit as st
 
-import jobs
+import runs
 import ui
 from cache import default_store
 from engine import data as fdata
@@ -174,7 +174,7 @@ def _init_state() -> None:
     run_id = q.get("run") or ""
     if run_id and not any(k in st.query_params for k in DEFAULTS):
         try:
-            status = jobs.status(run_id)
+            status = runs.status(run_id)
         except ValueError:
             status = None
         if status is not None and status.kind == KIND and status.spec:
@@ -492,7 +492,7 @@ def _prior_rows(spec: dict | None) -> list[dict]:
 
 
 def _live_rows(run_id: str, spec: dict | None) -> list[dict]:
-    rows = [e for e in jobs.events(run_id) if isinstance(e, dict)]
+    rows = [e for e in runs.events(run_id) if isinstance(e, dict)]
     prior = _prior_rows(spec)
     if prior and rows:
         first = min(int(r.get("step", 0)) for r in rows)
@@ -614,7 +614,7 @@ def _run_label(run) -> str:
 
 def _fractalnet_runs() -> list:
     try:
-        return [r for r in jobs.list_runs() if r.kind == KIND]
+        return [r for r in runs.list_runs() if r.kind == KIND]
     except Exception:  # a store being cleared under us: show no runs rather than crash
         return []
 
@@ -821,7 +821,7 @@ if spec is not None:
 
 bcol1, bcol2, _ = st.columns([1, 1, 3])
 if bcol1.button("▶ Train", key=P + "train", type="primary", disabled=spec is None, width="stretch"):
-    run_id = jobs.submit(KIND, spec)
+    run_id = runs.submit(KIND, spec)
     _open_run(run_id)
 
 # --------------------------------------------------------------------------------------------------- Runs
@@ -842,7 +842,7 @@ if run_ids:
 run_status = None
 if current:
     try:
-        run_status = jobs.status(current)
+        run_status = runs.status(current)
     except ValueError:
         run_status = None
     if run_status is None or run_status.kind != KIND:
@@ -863,10 +863,10 @@ if run_status is not None:
     st.button("↺ Use this run's setup above", key=P + "use_setup", on_click=_apply_setup, args=(rspec,))
     ui.live_job_fragment(run_status.id, key="fn-job", interval=1.0, extra=_draw_live,
                          title=None)
-    run_status = jobs.status(run_status.id) or run_status
+    run_status = runs.status(run_status.id) or run_status
 
     if run_status.state in ("cancelled", "failed"):
-        partial = jobs.partial_dir(run_status.id)
+        partial = runs.partial_dir(run_status.id)
         ck_meta = None
         if partial is not None and (partial / "trainer_state.safetensors").is_file():
             try:
@@ -878,14 +878,14 @@ if run_status is not None:
 
             def _resume(spec_dict: dict = rspec, src: Path = partial) -> None:
                 resumed = dataclasses.replace(TrainSpec.from_dict(spec_dict), resume_from=str(src))
-                _open_run(jobs.submit(KIND, resumed))
+                _open_run(runs.submit(KIND, resumed))
 
             st.button("⏯ Resume from the last checkpoint", key=P + "resume", on_click=_resume, type="primary")
         else:
             st.caption("No checkpoint was kept (the run stopped before its first step); train again to restart.")
 
     if run_status.state == "done":
-        rd = jobs.result_dir(run_status.id)
+        rd = runs.result_dir(run_status.id)
         if rd is None:
             st.warning("This run's result is no longer in the store.")
         else:
@@ -1027,7 +1027,7 @@ if run_status is not None:
 
 # ---------------------------------------------------------------------------------------------- Compare
 st.header("5 · Compare runs")
-finished = [r for r in all_runs if r.state == "done" and jobs.result_dir(r.id) is not None]
+finished = [r for r in all_runs if r.state == "done" and runs.result_dir(r.id) is not None]
 if len(finished) < 2:
     st.caption("Finish two or more runs to overlay their curves and per-column accuracies here.")
 else:
@@ -1044,7 +1044,7 @@ else:
         line_series: dict[str, tuple] = {}
         results = []
         for rid in chosen:
-            rdir = jobs.result_dir(rid)
+            rdir = runs.result_dir(rid)
             summ = json.loads((rdir / "summary.json").read_text())
             rws = [r for r in read_metrics_csv(rdir / "metrics.csv") if r.get("kind") == "epoch"]
             results.append((rid, summ, rws))

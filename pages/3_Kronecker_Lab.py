@@ -539,7 +539,7 @@ def _train_tab() -> None:
     except Exception as exc:  # noqa: BLE001 - shown to the user instead of a traceback
         st.error(f"Training is not available: engine.kronecker_net could not be imported ({exc}).")
         return
-    import jobs
+    import runs
     from cache import default_store
 
     if not ss.get("kt_init"):
@@ -594,12 +594,12 @@ def _train_tab() -> None:
         prefix="t_", defaults=TRAIN_DEFAULTS)
 
     job_id = default_store().key("kron_train", tspec)
-    status = jobs.status(job_id)
+    status = runs.status(job_id)
     state = getattr(status, "state", None)
     st.caption(f"Models: {', '.join(tspec.model_names())} · job `{job_id}`")
     if state is None or state in ("failed", "cancelled"):
         if st.button("▶ Train", key="kt_train", type="primary"):
-            ss.kt_job = jobs.submit("kron_train", tspec)
+            ss.kt_job = runs.submit("kron_train", tspec)
             st.rerun()
     if state is None:
         st.info("Not trained yet with these settings. Training runs as a background job: you can leave the page "
@@ -607,7 +607,7 @@ def _train_tab() -> None:
         return
 
     def _live(stat) -> None:
-        events = jobs.events(job_id)
+        events = runs.events(job_id)
         if not events:
             st.caption("Waiting for the first training steps (loading data, building the models)…")
             return
@@ -623,7 +623,7 @@ def _train_tab() -> None:
     ui.job_progress_panel(job_id, key="kt_done", cancellable=False)
     if state != "done":
         return
-    out = jobs.result_dir(job_id)
+    out = runs.result_dir(job_id)
     if out is None:
         return
     summary = json.loads((Path(out) / "summary.json").read_text())

@@ -1,8 +1,8 @@
 """Runs and artifacts: every job and every stored result, newest first — status, re-open, download, delete.
 
-The page only reads: the rows come from ``jobs.list_runs()`` (job records and store entries merged, newest
+The page only reads: the rows come from ``runs.list_runs()`` (job records and store entries merged, newest
 first) and each row's picture from ``Store.thumbnail``; the only actions are the job runner's own
-(``jobs.cancel``, ``jobs.delete``, ``jobs.clear_all``). A row whose job is still live redraws itself every
+(``runs.cancel``, ``runs.delete``, ``runs.clear_all``). A row whose job is still live redraws itself every
 second in its own fragment, so the rest of the page stays still while a grid or a training run progresses.
 """
 
@@ -14,7 +14,7 @@ from typing import Callable
 
 import streamlit as st
 
-import jobs
+import runs
 import ui
 from cache import default_store, human_size
 
@@ -30,16 +30,16 @@ KIND_LABELS = {
 }
 
 
-def _grid_query(run: jobs.JobStatus) -> dict[str, str]:
+def _grid_query(run: runs.JobStatus) -> dict[str, str]:
     return ui.grid_view_query(run.spec or {})  # the explorer's own spelling of a view as a link
 
 
-def _video_query(run: jobs.JobStatus) -> dict[str, str]:
+def _video_query(run: runs.JobStatus) -> dict[str, str]:
     return ui.grid_view_query((run.spec or {})["grid"])  # a zoom video reopens on its deepest view
 
 
 # kind -> (page file, link label, the query parameters that reopen this run there)
-REOPEN: dict[str, tuple[str, str, Callable[[jobs.JobStatus], dict[str, str]]]] = {
+REOPEN: dict[str, tuple[str, str, Callable[[runs.JobStatus], dict[str, str]]]] = {
     "grid": ("pages/1_Trainability_Explorer.py", "🌀 Open in the explorer", _grid_query),
     "zoom_video": ("pages/1_Trainability_Explorer.py", "🌀 Open its view in the explorer", _video_query),
     "fractalnet_train": ("pages/2_FractalNet_Lab.py", "Open in the FractalNet lab", lambda run: {"run": run.id}),
@@ -50,7 +50,7 @@ def _when(ts: float | None) -> str:
     return _dt.datetime.fromtimestamp(ts).strftime("%Y-%m-%d %H:%M:%S") if ts else "—"
 
 
-def _reopen_link(run: jobs.JobStatus) -> None:
+def _reopen_link(run: runs.JobStatus) -> None:
     target = REOPEN.get(run.kind)
     if target is None or run.state != "done":
         return
@@ -69,7 +69,7 @@ def _reopen_link(run: jobs.JobStatus) -> None:
         st.caption(f"{label} — `{page}?{'&'.join(f'{k}={v}' for k, v in query.items())}`")
 
 
-def _draw_row(run: jobs.JobStatus) -> None:
+def _draw_row(run: runs.JobStatus) -> None:
     store = default_store()
     thumb_col, info_col, action_col = st.columns([1, 4, 1.6])
     with thumb_col:
@@ -86,7 +86,7 @@ def _draw_row(run: jobs.JobStatus) -> None:
             run.state, f"took {took}")
         size = f" · {human_size(run.size)}" if run.size else ""
         st.caption(f"submitted {_when(run.created)} · {timing}{size}")
-        summary = jobs.spec_summary(run.spec)
+        summary = runs.spec_summary(run.spec)
         if summary:
             st.caption(summary)
         if run.state in ui.LIVE_STATES:
@@ -109,18 +109,18 @@ def _draw_row(run: jobs.JobStatus) -> None:
             )
         if run.state in ui.LIVE_STATES:
             if st.button("⏹ Cancel", key=f"runs-cancel-{run.id}", width="stretch"):
-                jobs.cancel(run.id)
+                runs.cancel(run.id)
                 st.rerun(scope="app")
         if st.button("🗑 Delete", key=f"runs-del-{run.id}", width="stretch",
                      help="Stop the job if it runs, and remove its record and stored files"):
-            jobs.delete(run.id)
+            runs.delete(run.id)
             st.toast(f"Deleted {run.id}")
             st.rerun(scope="app")
 
 
 def _live_row(run_id: str) -> None:
     """A live job's row, redrawn every second; once the job ends the whole page reruns to show its result."""
-    run = jobs.status(run_id)
+    run = runs.status(run_id)
     if run is None:
         st.rerun(scope="app")
         return
@@ -129,16 +129,16 @@ def _live_row(run_id: str) -> None:
         st.rerun(scope="app")
 
 
-def _filters(runs: list[jobs.JobStatus]) -> tuple[list[str], list[str]]:
-    known_kinds = sorted(set(jobs.TASKS) | {r.kind for r in runs})
+def _filters(rows: list[runs.JobStatus]) -> tuple[list[str], list[str]]:
+    known_kinds = sorted(set(runs.TASKS) | {r.kind for r in rows})
     errors: list[str] = []
     q = ui.read_query_params({"kind": [], "state": []}, errors=errors)
     kinds_q = [k for k in q["kind"] if k in known_kinds]
-    states_q = [s for s in q["state"] if s in jobs.STATES]
+    states_q = [s for s in q["state"] if s in runs.STATES]
     c1, c2 = st.columns(2)
     kinds = c1.multiselect("Kind", known_kinds, default=kinds_q, key="runs-kind",
                            format_func=lambda k: KIND_LABELS.get(k, k), placeholder="all kinds")
-    states = c2.multiselect("State", list(jobs.STATES), default=states_q, key="runs-state",
+    states = c2.multiselect("State", list(runs.STATES), default=states_q, key="runs-state",
                             placeholder="all states")
     ui.write_query_params({"kind": kinds, "state": states}, defaults={"kind": [], "state": []})
     return kinds, states
@@ -158,7 +158,7 @@ def _clear_all_confirmation(n_runs: int, size: int) -> None:
                    "stopped. This cannot be undone.")
         yes, no, _ = st.columns([1, 1, 3])
         if yes.button("Yes, delete everything", key="runs-clear-yes", type="primary", width="stretch"):
-            removed = jobs.clear_all()
+            removed = runs.clear_all()
             st.session_state["runs-confirm-clear"] = False
             st.toast(f"Removed {removed} runs")
             st.rerun()
@@ -172,7 +172,7 @@ st.caption("Every background job and every cached result, newest first. Results 
            "asking again for the same computation reopens it instead of recomputing.")
 
 store = default_store()
-all_runs = jobs.list_runs()
+all_runs = runs.list_runs()
 size = store.size_bytes()
 m1, m2, m3, m4 = st.columns(4)
 m1.metric("Runs", len(all_runs))

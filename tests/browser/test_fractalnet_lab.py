@@ -31,7 +31,7 @@ LOSS_POINTS_JS = """
 
 
 def test_live_curve_grows_and_checkpoint_downloads_and_loads(page, tmp_path):
-    import jobs
+    import runs
     from engine.data import load_dataset
     from engine.training import load_checkpoint, predict_logits
 
@@ -56,7 +56,7 @@ def test_live_curve_grows_and_checkpoint_downloads_and_loads(page, tmp_path):
     page.screenshot(path=str(tmp_path / "fractalnet_lab_done.png"), full_page=True)
 
     run_id = parse_qs(urlparse(page.url).query)["run"][0]
-    assert jobs.status(run_id).state == "done"
+    assert runs.status(run_id).state == "done"
 
     # Download the checkpoint (both files) from the page and load it back in the engine.
     ck_dir = tmp_path / "checkpoint"
@@ -69,11 +69,11 @@ def test_live_curve_grows_and_checkpoint_downloads_and_loads(page, tmp_path):
     ck = load_checkpoint(ck_dir, device="cpu")
     assert ck.config.columns == 2 and ck.config.num_classes == 10 and ck.config.in_channels == 1
 
-    summary = json.loads((jobs.result_dir(run_id) / "summary.json").read_text())
+    summary = json.loads((runs.result_dir(run_id) / "summary.json").read_text())
     ds = load_dataset("digits", seed=0)
     pred = predict_logits(ck.model, ds.x_test).argmax(1).numpy()
     correct = int((pred == ds.y_test).sum())  # the summary stores a float32 mean: compare counts of images
     assert correct == round(summary["accuracy"]["full"] * len(ds.y_test))
-    stored = load_checkpoint(jobs.result_dir(run_id), device="cpu")
+    stored = load_checkpoint(runs.result_dir(run_id), device="cpu")
     np.testing.assert_array_equal(predict_logits(stored.model, ds.x_test[:50]).numpy(),
                                   predict_logits(ck.model, ds.x_test[:50]).numpy())

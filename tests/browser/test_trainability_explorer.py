@@ -15,7 +15,7 @@ from urllib.parse import parse_qs, urlencode, urlparse
 
 import pytest
 
-import jobs
+import runs
 import ui
 from cache import default_store
 from engine import trainability as tr
@@ -29,9 +29,9 @@ MAP = "[class*='st-key-tx_map_'] .nsewdrag"
 def _stop_leftover_jobs():
     """Views a test opens start jobs; cancel what is still running so the next test's job is not queued."""
     yield
-    for s in jobs.list_jobs():
+    for s in runs.list_jobs():
         if s.active:
-            jobs.cancel(s.id)
+            runs.cancel(s.id)
 
 
 def _spec(res: int = 24, steps: int = 60, **over) -> tr.GridSpec:
@@ -174,16 +174,16 @@ def test_reload_mid_job_finds_the_job(page):
     page.wait_for_selector("[data-testid='stProgress']", timeout=60_000)
     # the full-resolution job is submitted once the 32x32 preview is done
     deadline = time.time() + 180
-    while jobs.status(job_id) is None and time.time() < deadline:
+    while runs.status(job_id) is None and time.time() < deadline:
         time.sleep(0.5)
-    status = jobs.status(job_id)
+    status = runs.status(job_id)
     assert status is not None and status.state in ("queued", "running"), status
     _shot(page, "explorer-running")
     page.reload()
     wait_for_app(page)
     page.wait_for_selector("[data-testid='stProgress']", timeout=30_000)
     page.get_by_text("Full resolution").first.wait_for(state="visible", timeout=30_000)
-    after = jobs.status(job_id)
+    after = runs.status(job_id)
     assert after.state in ("queued", "running", "done"), after
     assert after.created == status.created  # the same job, not a second one
 

@@ -1,6 +1,6 @@
 """AppTest of the FractalNet lab page: configure, link state, uploads (good and bad), train, stop, resume, compare.
 
-Training runs are real background jobs (``jobs.submit`` starts a worker process) on a tiny model (``micro``) and a
+Training runs are real background jobs (``runs.submit`` starts a worker process) on a tiny model (``micro``) and a
 few dozen digits, so the whole file stays well under a minute on a quiet machine.
 """
 
@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 from streamlit.testing.v1 import AppTest
 
-import jobs
+import runs
 from engine.training import TrainSpec, read_metrics_csv, steps_per_epoch
 
 PAGE = str(Path(__file__).resolve().parents[2] / "pages" / "2_FractalNet_Lab.py")
@@ -45,9 +45,9 @@ def _metric(at: AppTest, label: str) -> str | None:
 def _wait_for_event(job_id: str, kind: str = "step", timeout: float = 120.0) -> None:
     deadline = time.time() + timeout
     while time.time() < deadline:
-        if any(isinstance(e, dict) and e.get("kind") == kind for e in jobs.events(job_id)):
+        if any(isinstance(e, dict) and e.get("kind") == kind for e in runs.events(job_id)):
             return
-        st = jobs.status(job_id)
+        st = runs.status(job_id)
         assert st is not None and st.state in ("queued", "running"), f"job ended early: {st}"
         time.sleep(0.1)
     raise AssertionError(f"no {kind!r} event from {job_id} within {timeout} s")
@@ -164,7 +164,7 @@ def stopped_and_resumed():
     assert cancel, "the running job shows a cancel button"
     _wait_for_event(first, "step")
     cancel[0].click().run()  # the page's own Cancel button
-    st = jobs.wait(first, 60)
+    st = runs.wait(first, 60)
     assert st.state == "cancelled", st
     at.run()
     _no_exception(at)
@@ -172,7 +172,7 @@ def stopped_and_resumed():
     at.button(key="fn_resume").click().run()
     second = at.session_state["fn_run"]
     assert second != first
-    st = jobs.wait(second, TIMEOUT)
+    st = runs.wait(second, TIMEOUT)
     assert st.state == "done", st
     at.run()
     return at, first, second
@@ -181,9 +181,9 @@ def stopped_and_resumed():
 def test_start_stop_resume_finishes_with_the_whole_history(stopped_and_resumed):
     at, first, second = stopped_and_resumed
     _no_exception(at)
-    spec = jobs.status(second).spec
+    spec = runs.status(second).spec
     assert spec["resume_from"] and spec["epochs"] == EPOCHS
-    rows = read_metrics_csv(jobs.result_dir(second) / "metrics.csv")
+    rows = read_metrics_csv(runs.result_dir(second) / "metrics.csv")
     epochs = [r for r in rows if r["kind"] == "epoch"]
     assert [int(r["epoch"]) for r in epochs] == list(range(1, EPOCHS + 1))  # nothing lost or repeated
     steps = [r["step"] for r in rows if r["kind"] == "step"]
@@ -194,7 +194,7 @@ def test_start_stop_resume_finishes_with_the_whole_history(stopped_and_resumed):
     names = {b.label for b in at.get("download_button")}
     assert {"⬇ model.safetensors", "⬇ config.json", "⬇ metrics.csv", "⬇ loss.png", "⬇ columns.png",
             "⬇ confusion.png", "⬇ saliency.png"} <= names
-    summary = json.loads((jobs.result_dir(second) / "summary.json").read_text())
+    summary = json.loads((runs.result_dir(second) / "summary.json").read_text())
     assert len(summary["accuracy"]["columns"]) == 2
 
 
@@ -232,7 +232,7 @@ def test_compare_two_finished_runs(stopped_and_resumed):
     at = _app(variant="micro", epochs="1", max_train="32", batch="32", seed="1")
     at.button(key="fn_train").click().run()
     other = at.session_state["fn_run"]
-    assert jobs.wait(other, TIMEOUT).state == "done"
+    assert runs.wait(other, TIMEOUT).state == "done"
     at = _app(compare=f"{second},{other}")
     _no_exception(at)
     assert set(at.multiselect(key="fn_compare").value) == {second, other}

@@ -164,7 +164,7 @@ def test_big_graph_is_downsampled_with_notes_and_paged():
 
 
 def test_train_tab_starts_a_job_and_shows_its_result():
-    import jobs
+    import runs
     from cache import default_store
     from engine import kronecker_net as kn
     from engine.kronecker import KronSpec
@@ -184,11 +184,11 @@ def test_train_tab_starts_a_job_and_shows_its_result():
                             edge_weights="static", baselines=("base",))
     job_id = default_store().key("kron_train", spec)
     assert at.session_state["kt_job"] == job_id
-    status = jobs.status(job_id)
+    status = runs.status(job_id)
     assert status is not None and status.state in ("queued", "running", "done")
     assert any("Training" in md.value for md in at.markdown) or status.state == "done"
 
-    final = jobs.wait(job_id, timeout=240)
+    final = runs.wait(job_id, timeout=240)
     assert final.state == "done", final
     at.run()  # what the live fragment's rerun does once the job has finished
     assert not at.exception

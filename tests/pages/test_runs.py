@@ -13,10 +13,10 @@ import pytest
 from PIL import Image
 from streamlit.testing.v1 import AppTest
 
-import jobs
+import runs
 from cache import default_store
-from tests import jobs_fixture_tasks as fx
-from tests.jobs_fixture_tasks import SleepSpec
+from tests import runs_fixture_tasks as fx
+from tests.runs_fixture_tasks import SleepSpec
 
 ROOT = Path(__file__).resolve().parents[2]
 RUNS_PAGE = "pages/4_Runs.py"
@@ -34,9 +34,9 @@ def store(tmp_path, monkeypatch):
     monkeypatch.setenv("FRACTAL_LAB_CANCEL_GRACE_S", "1")
     fx.register()
     yield default_store()
-    for st in jobs.list_jobs():
+    for st in runs.list_jobs():
         if st.active:
-            jobs.delete(st.id)
+            runs.delete(st.id)
 
 
 @pytest.fixture
@@ -45,10 +45,10 @@ def runs(store):
     grid = "grid-0123456789abcdef0123"
     store.put(grid, arrays={"measure": np.ones((4, 4))}, files={"image.png": _png()},
               record={"spec": {"preset": "tanh", "resolution": 16}, "created": time.time() - 60, "elapsed_s": 2.0})
-    failed = jobs.submit("sleep", SleepSpec(steps=2, step_s=0.0, fail_at=0))
-    assert jobs.wait(failed, 30).state == "failed"
-    done = jobs.submit("sleep", SleepSpec(steps=1, step_s=0.0, tag="done"))
-    assert jobs.wait(done, 30).state == "done"
+    failed = runs.submit("sleep", SleepSpec(steps=2, step_s=0.0, fail_at=0))
+    assert runs.wait(failed, 30).state == "failed"
+    done = runs.submit("sleep", SleepSpec(steps=1, step_s=0.0, tag="done"))
+    assert runs.wait(done, 30).state == "done"
     return {"grid": grid, "failed": failed, "done": done}
 
 
@@ -83,7 +83,7 @@ def test_delete_removes_record_and_files(runs, store):
     assert not store.has(runs["grid"])
     assert runs["grid"] not in _row_ids(at)
     at.button(key=f"runs-del-{runs['done']}").click().run()
-    assert not store.has(runs["done"]) and jobs.status(runs["done"]) is None
+    assert not store.has(runs["done"]) and runs.status(runs["done"]) is None
     assert _row_ids(at) == [runs["failed"]]
 
 
@@ -106,20 +106,20 @@ def test_clear_all_needs_confirmation(runs, store):
     at.button(key="runs-clear").click().run()
     at.button(key="runs-clear-yes").click().run()
     assert not at.exception
-    assert _row_ids(at) == [] and store.entries() == [] and jobs.list_runs() == []
+    assert _row_ids(at) == [] and store.entries() == [] and runs.list_runs() == []
     assert any("No runs yet" in i.value for i in at.info)
 
 
 def test_cancel_a_running_job(store):
-    job = jobs.submit("sleep", SleepSpec(steps=300, step_s=0.1, tag="long"))
+    job = runs.submit("sleep", SleepSpec(steps=300, step_s=0.1, tag="long"))
     deadline = time.time() + 30
-    while not jobs.events(job) and time.time() < deadline:
+    while not runs.events(job) and time.time() < deadline:
         time.sleep(0.05)
     at = _open()
     assert [m.value for m in at.metric][1] == "1"
     at.button(key=f"runs-cancel-{job}").click().run()
     assert not at.exception
-    assert jobs.wait(job, 20).state == "cancelled"
+    assert runs.wait(job, 20).state == "cancelled"
     at.run()
     assert any("cancelled" in m.value for m in at.markdown)
 

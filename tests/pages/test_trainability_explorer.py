@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 from streamlit.testing.v1 import AppTest
 
-import jobs
+import runs
 import ui
 from cache import default_store
 from engine import trainability as tr
@@ -25,9 +25,9 @@ PAGE = str(ROOT / "pages" / "1_Trainability_Explorer.py")
 def _stop_leftover_jobs():
     """Views a test opens start jobs; cancel what is still running so the next test's job is not queued."""
     yield
-    for s in jobs.list_jobs():
+    for s in runs.list_jobs():
         if s.active:
-            jobs.cancel(s.id)
+            runs.cancel(s.id)
 
 
 def _app() -> AppTest:
@@ -123,12 +123,12 @@ def test_choosing_a_preset_and_pressing_compute_starts_a_job():
     assert not at.exception, at.exception
     spec = _tiny("relu")
     key = default_store().key("grid", spec)
-    assert jobs.status(key) is None or jobs.status(key).state == "done"
+    assert runs.status(key) is None or runs.status(key).state == "done"
     at.button(key="tx_compute").click().run()
     assert not at.exception, at.exception
-    status = jobs.status(key)
+    status = runs.status(key)
     assert status is not None and status.state in ("queued", "running", "done"), status
-    status = jobs.wait(key, timeout=120)
+    status = runs.wait(key, timeout=120)
     assert status.state == "done", status
     at.run()
     assert not at.exception, at.exception
@@ -185,9 +185,9 @@ def test_query_params_restore_the_view():
     spec = dataclasses.replace(base, x_range=(deep[0], deep[1]), y_range=(deep[2], deep[3]))
     if spec.dtype == "float32" and not tr.float32_resolves(spec):
         spec = dataclasses.replace(spec, dtype="float64")
-    status = jobs.status(default_store().key("grid", spec))
+    status = runs.status(default_store().key("grid", spec))
     assert status is not None
-    jobs.cancel(status.id)
+    runs.cancel(status.id)
     # back goes to level 1 and the URL follows
     at.button(key="tx_back").click().run()
     assert at.session_state["tx"]["level"] == 1 and at.query_params["level"] == "1"
@@ -206,9 +206,9 @@ def test_broken_link_warns_and_falls_back():
 
 def test_pixel_inspection_replays_the_grids_verdict():
     spec = _tiny("tanh", seed=3)
-    job_id = jobs.submit("grid", spec)
-    assert jobs.wait(job_id, timeout=120).state == "done"
-    grid = np.load(jobs.result_dir(job_id) / "converged.npy")
+    job_id = runs.submit("grid", spec)
+    assert runs.wait(job_id, timeout=120).state == "done"
+    grid = np.load(runs.result_dir(job_id) / "converged.npy")
     # one converged and one diverged pixel, each clicked slightly off its centre (the page snaps to the pixel)
     picks = [tuple(np.argwhere(grid)[0]), tuple(np.argwhere(~grid)[0])]
     for i, j in picks:
@@ -237,9 +237,9 @@ def test_float32_view_too_narrow_switches_to_float64_and_says_so():
     at.run()
     assert not at.exception, at.exception
     assert any("float64" in i.value for i in at.info)
-    job = jobs.status(default_store().key("grid", dataclasses.replace(narrow, dtype="float64")))
+    job = runs.status(default_store().key("grid", dataclasses.replace(narrow, dtype="float64")))
     assert job is not None  # the job that was started computes in float64
-    jobs.cancel(job.id)
+    runs.cancel(job.id)
     at.button(key="tx_back").click().run()  # the full range resolves in float32: no notice
     assert not any("float64" in i.value for i in at.info)
 
@@ -257,9 +257,9 @@ def test_zoom_video_job_from_the_page():
     assert not at.exception, at.exception
     at.button(key="tx_v_go").click().run()
     assert not at.exception, at.exception
-    video_jobs = [s for s in jobs.list_jobs() if s.kind == "zoom_video" and s.spec["grid"]["seed"] == 4]
+    video_jobs = [s for s in runs.list_jobs() if s.kind == "zoom_video" and s.spec["grid"]["seed"] == 4]
     assert video_jobs, "pressing the button starts a zoom_video job"
-    assert jobs.wait(video_jobs[0].id, timeout=180).state == "done"
+    assert runs.wait(video_jobs[0].id, timeout=180).state == "done"
     at.run()
     assert not at.exception, at.exception
     labels = " ".join(str(b.label) for b in at.get("download_button"))

@@ -2,17 +2,17 @@
 
 Why processes and files (not threads and ``st.session_state``): a Streamlit script run ends and re-runs on every
 click, a browser reload starts a new session, and a second tab is another session. A job must outlive all of
-them, so each job is a process started in its own session (``python -m jobs run <id>``) and everything about it
+them, so each job is a process started in its own session (``python -m runs run <id>``) and everything about it
 lives in files under the store root, where any process (page, CLI, test) can read it.
 
 Usage::
 
-    import jobs
-    job_id = jobs.submit("grid", spec)      # id == store key; already stored -> done at once, no work;
+    import runs
+    job_id = runs.submit("grid", spec)      # id == store key; already stored -> done at once, no work;
                                             # already queued/running -> the same id (one shared computation)
-    st = jobs.status(job_id)                # JobStatus: state, fraction, eta_s, message, info ...
-    jobs.events(job_id, since=0)            # the info dicts the task passed to progress(), in order
-    jobs.cancel(job_id); jobs.wait(job_id, timeout=60); jobs.result_dir(job_id); jobs.delete(job_id)
+    st = runs.status(job_id)                # JobStatus: state, fraction, eta_s, message, info ...
+    runs.events(job_id, since=0)            # the info dicts the task passed to progress(), in order
+    runs.cancel(job_id); runs.wait(job_id, timeout=60); runs.result_dir(job_id); runs.delete(job_id)
 
 Registry layout (under the store root)::
 
@@ -65,7 +65,7 @@ from typing import Any, Iterator
 
 from cache import Store, default_store, pid_alive, write_json_atomic
 
-REPO_ROOT = Path(__file__).resolve().parent
+REPO_ROOT = Path(__file__).resolve().parent.parent
 
 TASKS: dict[str, tuple[str, str, str]] = {
     "grid": ("engine.trainability", "GridSpec", "run_to_dir"),
@@ -344,7 +344,7 @@ def _start_worker(store: Store, jd: Path, rec: dict) -> None:
     with open(jd / "worker.log", "ab") as log:
         log_offset = log.tell()
         proc = subprocess.Popen(
-            [sys.executable, "-m", "jobs", "run", rec["id"]],
+            [sys.executable, "-m", "runs", "run", rec["id"]],
             cwd=REPO_ROOT, env=env, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
             start_new_session=True, close_fds=True,
         )
@@ -674,7 +674,7 @@ def _load_task(rec: dict):
 
 
 def run_worker(job_id: str) -> int:
-    """The body of ``python -m jobs run <id>``: run the task, commit its folder to the store, record the end."""
+    """The body of ``python -m runs run <id>``: run the task, commit its folder to the store, record the end."""
     store = _store()
     jd = _job_dir(store, job_id)
     me = os.getpid()
@@ -690,7 +690,7 @@ def run_worker(job_id: str) -> int:
             if store.has(job_id):
                 print(f"jobs: {job_id} is already in the store", file=sys.stderr)
                 return 0
-            # Run by hand (``python -m jobs run ID``) for a job that is not running: take it over.
+            # Run by hand (``python -m runs run ID``) for a job that is not running: take it over.
             (jd / "cancel").unlink(missing_ok=True)
             rec.update(state="running", pid=me, pid_start=_proc_start_time(me), started=time.time(), finished=None)
         out = store.new_temp_dir(f"job-{job_id}")
@@ -796,7 +796,7 @@ def _fmt_row(st: JobStatus) -> str:
 def main(argv: list[str] | None = None) -> int:
     import argparse
 
-    parser = argparse.ArgumentParser(prog="python -m jobs", description="Fractal Lab's background jobs.")
+    parser = argparse.ArgumentParser(prog="python -m runs", description="Fractal Lab's background jobs.")
     sub = parser.add_subparsers(dest="cmd", required=True)
     sub.add_parser("list", help="every job, newest first")
     for name, text in (("status", "one job's status as JSON"), ("cancel", "ask a job to stop"),

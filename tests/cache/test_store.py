@@ -16,9 +16,9 @@ import numpy as np
 import pytest
 
 from cache import Store, default_store
-from tests.jobs_fixture_tasks import SleepSpec
+from tests.runs_fixture_tasks import SleepSpec
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture

@@ -71,7 +71,7 @@ def run_to_dir(spec: SleepSpec, out_dir: Path, progress=None, cancel=None) -> No
 
 def register() -> str:
     """Register the kind ``sleep`` with the job runner; return the kind."""
-    import jobs
+    import runs
 
-    jobs.register_task("sleep", MODULE, "SleepSpec", "run_to_dir")
+    runs.register_task("sleep", MODULE, "SleepSpec", "run_to_dir")
     return "sleep"

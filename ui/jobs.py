@@ -1,0 +1,112 @@
+"""The one live-progress panel for a background job: state, progress bar, ETA, cancel, a failed job's error.
+
+It sits in a ``st.fragment(run_every=...)`` so only the panel reruns while a job is live; the job itself lives
+on disk (:mod:`runs`), so a reload or a second tab shows the same panel.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import streamlit as st
+
+from ui.format import LIVE_STATES, STATE_ICONS, format_duration
+
+def _field(status: Any, name: str, default: Any = None) -> Any:
+    if isinstance(status, Mapping):
+        return status.get(name, default)
+    return getattr(status, name, default)
+
+
+def job_progress_text(status: Any) -> str:
+    """One markdown line for a job's status: ``":material/autorenew: running · 42% · about 8 s left · message"``."""
+    state = _field(status, "state", "unknown")
+    parts = [f"{STATE_ICONS.get(state, '')} {state}".strip()]
+    fraction = _field(status, "fraction")
+    if state in LIVE_STATES and fraction is not None:
+        parts.append(f"{100 * float(fraction):.0f}%")
+        eta = _field(status, "eta_s")
+        if state == "running" and eta is not None:
+            parts.append(f"about {format_duration(eta)} left")
+    message = _field(status, "message")
+    if message and state != "failed":
+        parts.append(str(message))
+    return " · ".join(parts)
+
+
+def job_progress_panel(
+    job_id: str | None,
+    *,
+    key: str,
+    title: str | None = None,
+    on_cancel: Callable[[str], None] | None = None,
+    cancellable: bool = True,
+) -> Any:
+    """Draw one job's state: a progress bar with fraction and ETA, a cancel button, a failed job's error.
+
+    Returns the ``runs.status`` object (or ``None`` when ``job_id`` is None or unknown). Put it inside
+    ``st.fragment(run_every=...)`` (see ``live_job_fragment``) so only this panel reruns while the job is live;
+    the job itself lives on disk, so a reload or a second tab shows the same panel.
+    """
+    if not job_id:
+        return None
+    import runs  # lazily: pages that never run a job do not import the runner
+
+    status = runs.status(job_id)
+    if status is None:
+        st.warning(f"Job `{job_id}` is no longer known (it may have been deleted).")
+        return None
+    state = _field(status, "state")
+    if title:
+        st.markdown(f"**{title}**")
+    if state in LIVE_STATES:
+        fraction = float(_field(status, "fraction", 0.0) or 0.0)
+        st.progress(min(max(fraction, 0.0), 1.0), text=job_progress_text(status))
+        if cancellable and st.button("Cancel", key=f"{key}-cancel-{job_id}", icon=":material/stop_circle:",
+                                     type="tertiary", help="Stop this job's process"):
+            runs.cancel(job_id)
+            if on_cancel is not None:
+                on_cancel(job_id)
+            st.rerun()
+    elif state == "failed":
+        st.error(f"Job failed: {_field(status, 'message') or 'no message'}")
+    elif state == "cancelled":
+        st.warning("Job cancelled.")
+    elif state == "done":
+        elapsed = _field(status, "elapsed_s")
+        took = f" in {format_duration(elapsed)}" if isinstance(elapsed, (int, float)) else ""
+        st.caption(f"{STATE_ICONS['done']} done{took}")
+    return status
+
+
+def live_job_fragment(
+    job_id: str | None,
+    *,
+    key: str,
+    interval: float = 0.5,
+    title: str | None = None,
+    on_cancel: Callable[[str], None] | None = None,
+    extra: Callable[[Any], None] | None = None,
+    rerun_app_when_finished: bool = True,
+) -> None:
+    """Draw ``job_progress_panel`` in a fragment that reruns every ``interval`` seconds while the job is live.
+
+    ``extra(status)`` draws more inside the same fragment (e.g. ``live_curves`` of the job's events). When the
+    job leaves the live states the whole app reruns once (``rerun_app_when_finished``), so the page can draw the
+    finished result; a finished job gets a fragment without ``run_every``, so nothing polls.
+    """
+    import runs
+
+    live = job_id is not None and _field(runs.status(job_id), "state") in LIVE_STATES
+
+    @st.fragment(run_every=interval if live else None)
+    def _panel() -> None:
+        status = job_progress_panel(job_id, key=key, title=title, on_cancel=on_cancel)
+        if extra is not None and status is not None:
+            extra(status)
+        if live and rerun_app_when_finished and status is not None:
+            if _field(status, "state") not in LIVE_STATES:
+                st.rerun(scope="app")
+
+    _panel()
