@@ -28,7 +28,8 @@ class FieldMeta:
 
     ``range`` is inclusive ``(lo, hi)`` for numbers (each element of a pair); ``choices`` lists the allowed
     values of a text field; ``label`` and ``help`` are the words shown to a user; ``step``/``log`` only style a
-    widget. ``cli=False`` keeps a field out of generated CLI flags (e.g. one a command sets itself).
+    widget. ``cli=False`` keeps a field out of generated CLI flags (e.g. one a command sets itself); ``url``
+    names its link parameter when that differs from the field name (old links keep opening).
     """
 
     help: str = ""
@@ -39,14 +40,17 @@ class FieldMeta:
     log: bool = False
     cli: bool = True
     ui: bool = True
+    url: str | None = None
 
 
 def spec_field(default: Any = dataclasses.MISSING, *, help: str = "", label: str | None = None,
                range: tuple[float, float] | None = None, choices: Sequence[Any] | None = None,
-               step: float | None = None, log: bool = False, cli: bool = True, ui: bool = True) -> Any:
+               step: float | None = None, log: bool = False, cli: bool = True, ui: bool = True,
+               url: str | None = None) -> Any:
     """A dataclass field carrying its :class:`FieldMeta` (use in place of a plain default)."""
     meta = FieldMeta(help=help, label=label, range=None if range is None else (range[0], range[1]),
-                     choices=None if choices is None else tuple(choices), step=step, log=log, cli=cli, ui=ui)
+                     choices=None if choices is None else tuple(choices), step=step, log=log, cli=cli, ui=ui,
+                     url=url)
     return dataclasses.field(default=default, metadata={_META: meta})
 
 
@@ -68,6 +72,11 @@ class FieldInfo:
     @property
     def label(self) -> str:
         return self.meta.label or self.name.replace("_", " ").capitalize()
+
+    @property
+    def param(self) -> str:
+        """The name of this field's link (query) parameter."""
+        return self.meta.url or self.name
 
     @property
     def flag(self) -> str:

@@ -12,6 +12,8 @@ from typing import Any
 
 import streamlit as st
 
+from engine.specs import fields_of
+
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off"}
 NONE_TOKEN = "none"
@@ -157,3 +159,30 @@ def write_query_params(
     for name, text in wanted.items():
         if params.get(name) != text:
             params[name] = text
+
+
+def spec_query(spec_cls: type, spec_dict: Mapping[str, Any], *, skip: tuple[str, ...] = ()) -> dict[str, str]:
+    """Query parameters for every declared field of ``spec_cls`` present in ``spec_dict`` (in field order, so one
+    spec is one URL), named by each field's ``param``. How every page's view becomes a link."""
+    return {info.param: encode_query_value(spec_dict[info.name]) for info in fields_of(spec_cls)
+            if info.name in spec_dict and info.name not in skip}
+
+
+def parse_spec_query(spec_cls: type, params: Mapping[str, str], base: Mapping[str, Any], *,
+                     skip: tuple[str, ...] = ()) -> tuple[dict[str, Any], list[str]]:
+    """Inverse of :func:`spec_query` over ``base`` (a ``to_dict()``): the fields with the link's values, and one
+    line per parameter that did not parse or lies outside its declared range (that field keeps ``base``'s
+    value), so a hand-edited link never crashes a page."""
+    out, errors = dict(base), []
+    for info in fields_of(spec_cls):
+        if info.name in skip or info.param not in params:
+            continue
+        like: Any = info.kind()
+        if info.length:
+            like = tuple([like] * info.length)
+        try:
+            out[info.name] = info.check(decode_query_value(params[info.param], like))
+        except (TypeError, ValueError) as exc:
+            text = str(exc)
+            errors.append(text if text.startswith(f"{info.name}:") else f"{info.param}: {text}")
+    return out, errors
