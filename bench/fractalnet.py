@@ -23,7 +23,7 @@ import torch.nn.functional as F
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from engine.fractalnet import FractalBlock, FractalNet, FractalNetConfig, _ending_columns  # noqa: E402
+from engine.fractalnet.model import FractalBlock, FractalNet, FractalNetConfig, _ending_columns  # noqa: E402
 
 
 def _per_sample_masks(

@@ -40,35 +40,16 @@ from typing import Any, Iterator
 
 import numpy as np
 
+from cache import settings
+from cache.settings import DEFAULT_LIMIT_GB, DEFAULT_ROOT
 from engine.io import write_json_atomic
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
-DEFAULT_ROOT = REPO_ROOT / "cache" / "data"
-DEFAULT_LIMIT_GB = 2.0
 RECORD = "record.json"
 # Files that stand for an entry in the Runs list, in order of preference (grids write image.png).
 THUMBNAIL_NAMES = ("image.png", "thumbnail.png", "preview.png")
 ACCESS = ".last_access"
 # A temp folder whose writer pid cannot be checked (foreign name) is treated as stale after this long.
 STALE_TEMP_S = 6 * 3600
-
-
-def _env_root() -> Path:
-    value = os.environ.get("FRACTAL_LAB_CACHE", "").strip()
-    return Path(value).expanduser() if value else DEFAULT_ROOT
-
-
-def _env_limit_bytes() -> int:
-    value = os.environ.get("FRACTAL_LAB_CACHE_LIMIT_GB", "").strip()
-    if not value:
-        return int(DEFAULT_LIMIT_GB * 1024**3)
-    try:
-        gb = float(value)
-    except ValueError:
-        raise ValueError(f"FRACTAL_LAB_CACHE_LIMIT_GB: {value!r} is not a number (use e.g. 2 or 0.5)") from None
-    if gb <= 0:
-        raise ValueError(f"FRACTAL_LAB_CACHE_LIMIT_GB: must be > 0 GB, got {gb}")
-    return int(gb * 1024**3)
 
 
 def pid_alive(pid: int | None) -> bool:
@@ -124,10 +105,10 @@ class Store:
     """A content-addressed store of result directories. Cheap to construct; all state is on disk."""
 
     def __init__(self, root: str | os.PathLike | None = None, limit_bytes: int | None = None):
-        self.root = Path(root).expanduser() if root is not None else _env_root()
+        self.root = Path(root).expanduser() if root is not None else settings.cache_root()
         if limit_bytes is not None and limit_bytes <= 0:
             raise ValueError(f"limit_bytes: must be > 0, got {limit_bytes}")
-        self.limit_bytes = int(limit_bytes) if limit_bytes is not None else _env_limit_bytes()
+        self.limit_bytes = int(limit_bytes) if limit_bytes is not None else settings.limit_bytes()
         self.entries_dir = self.root / "entries"
         self.tmp_dir = self.root / "tmp"
         for d in (self.entries_dir, self.tmp_dir):
@@ -145,25 +126,28 @@ class Store:
         return f"{kind}-{spec.content_hash(extra)}"
 
     @staticmethod
-    def _check_key(key: str) -> str:
+    def check_key(key: str) -> str:
+        """``key`` itself, or ``ValueError`` when it could name a path outside the store."""
         if not key or "/" in key or "\\" in key or key.startswith(".") or "\0" in key:
             raise ValueError(f"key: not a valid store key: {key!r}")
         return key
 
     # ---------------------------------------------------------------------------------------------- reads
-    def path(self, key: str) -> Path:
-        """The entry's folder (whether or not it exists); counts as an access for LRU when it exists."""
-        p = self.entries_dir / self._check_key(key)
-        self._touch(p)
+    def path(self, key: str, touch: bool = True) -> Path:
+        """The entry's folder (whether or not it exists); counts as an access for LRU when it exists (unless
+        ``touch=False``, e.g. for a list that only shows it)."""
+        p = self.entries_dir / self.check_key(key)
+        if touch:
+            self._touch(p)
         return p
 
     def has(self, key: str) -> bool:
         """True when a complete entry exists (``record.json`` is written last, so it marks completeness)."""
-        return (self.entries_dir / self._check_key(key) / RECORD).is_file()
+        return (self.entries_dir / self.check_key(key) / RECORD).is_file()
 
     def record(self, key: str) -> dict | None:
         """The entry's record (plus ``path`` and ``last_access``), or None when there is no such entry."""
-        p = self.entries_dir / self._check_key(key)
+        p = self.entries_dir / self.check_key(key)
         try:
             rec = json.loads((p / RECORD).read_text())
         except (OSError, ValueError):
@@ -175,7 +159,7 @@ class Store:
 
     def files(self, key: str) -> list[str]:
         """Names (relative paths) of the entry's result files, without the record and sidecars."""
-        p = self.entries_dir / self._check_key(key)
+        p = self.entries_dir / self.check_key(key)
         if not (p / RECORD).is_file():
             return []
         return sorted(
@@ -221,7 +205,7 @@ class Store:
     def thumbnail(self, key: str, max_gif_bytes: int = 4 * 1024**2) -> Path | None:
         """The picture that stands for an entry in a list: the first of :data:`THUMBNAIL_NAMES` it has, else
         a (not too large) animated GIF such as a zoom video's; None when it has no picture."""
-        p = self.entries_dir / self._check_key(key)
+        p = self.entries_dir / self.check_key(key)
         if not (p / RECORD).is_file():
             return None
         for name in THUMBNAIL_NAMES:
@@ -263,7 +247,7 @@ class Store:
         (another process computed the same spec), the existing one wins and the temp folder is removed: both
         hold the same content by construction of the key.
         """
-        self._check_key(key)
+        self.check_key(key)
         tmp = Path(tmp_dir)
         if tmp.parent.resolve() != self.tmp_dir.resolve():
             # A folder elsewhere may sit on another filesystem, where rename is not atomic: copy it in first.
@@ -313,11 +297,11 @@ class Store:
         record: dict | None = None,
     ) -> Path:
         """Write an entry from memory: ``arrays`` as ``<name>.npy``, ``files`` as given (bytes or text)."""
-        self._check_key(key)
+        self.check_key(key)
         tmp = self.new_temp_dir(f"put-{key}")
         try:
             for name, arr in (arrays or {}).items():
-                np.save(tmp / f"{self._check_key(name)}.npy", np.asarray(arr), allow_pickle=False)
+                np.save(tmp / f"{self.check_key(name)}.npy", np.asarray(arr), allow_pickle=False)
             for name, data in (files or {}).items():
                 target = tmp / name
                 if not target.resolve().is_relative_to(tmp.resolve()) or name in (RECORD, ACCESS):
@@ -331,7 +315,7 @@ class Store:
 
     def delete(self, key: str) -> bool:
         """Remove an entry (renamed out of ``entries/`` first, so readers never see half of it)."""
-        return self._remove_entry_dir(self.entries_dir / self._check_key(key))
+        return self._remove_entry_dir(self.entries_dir / self.check_key(key))
 
     def clear(self) -> int:
         """Delete every entry; return how many were removed. Job records are not touched here."""

@@ -46,10 +46,10 @@ def _trainability(pg):
     sys.path.insert(0, str(ROOT))
     from urllib.parse import urlencode
 
-    import ui
     from engine.trainability import preset
+    from ui.trainability.link import grid_view_query
 
-    query = ui.grid_view_query(preset("tanh", resolution=(64, 64)).to_dict(), preset="tanh")
+    query = grid_view_query(preset("tanh", resolution=(64, 64)).to_dict(), preset="tanh")
     pg.goto(pg.url.split("?")[0] + "?" + urlencode(query))
     _wait_idle(pg)
     pg.wait_for_selector(".js-plotly-plot .nsewdrag", timeout=300_000)
@@ -67,13 +67,16 @@ def _kronecker(pg):
     time.sleep(2)
 
 
-# name -> (url path, file name, action after load)
+# name -> (url path from ui/nav.PAGES, file name, action after load)
+sys.path.insert(0, str(ROOT))
+from ui import nav  # noqa: E402
+
 PAGES = {
     "home": ("/", "home.png", None),
-    "trainability": ("/Trainability_Explorer", "trainability_explorer.png", _trainability),
-    "fractalnet": ("/FractalNet_Lab", "fractalnet_lab.png", _fractalnet),
-    "kronecker": ("/Kronecker_Lab", "kronecker_lab.png", _kronecker),
-    "runs": ("/Runs", "runs.png", None),
+    "trainability": ("/" + nav.EXPLORER.url_path, "trainability_explorer.png", _trainability),
+    "fractalnet": ("/" + nav.FRACTALNET_LAB.url_path, "fractalnet_lab.png", _fractalnet),
+    "kronecker": ("/" + nav.KRONECKER_LAB.url_path, "kronecker_lab.png", _kronecker),
+    "runs": ("/" + nav.RUNS.url_path, "runs.png", None),
 }
 
 

@@ -91,9 +91,9 @@ def _png_y_title(img, draw, text: str, top: float, bottom: float) -> None:
         return
     from PIL import Image, ImageDraw
 
-    font = font(12)
-    label = Image.new("RGB", (max(10, int(draw.textlength(text, font=font)) + 4), 16), "white")
-    ImageDraw.Draw(label).text((2, 1), text, fill="black", font=font)
+    fnt = font(12)
+    label = Image.new("RGB", (max(10, int(draw.textlength(text, font=fnt)) + 4), 16), "white")
+    ImageDraw.Draw(label).text((2, 1), text, fill="black", font=fnt)
     label = label.rotate(90, expand=True)
     img.paste(label, (4, int((top + bottom) / 2 - label.height / 2)))
 
@@ -116,7 +116,7 @@ def png_line_chart(
 ) -> bytes:
     """A PNG line chart: ``series`` maps a legend name to ``(xs, ys)``; non-finite points are skipped."""
     img, draw = _png_canvas(width, height, title)
-    font = font(12)
+    fnt = font(12)
     clean: dict[str, list[tuple[float, float]]] = {}
     for name, (xs, ys) in series.items():
         pts = []
@@ -149,11 +149,11 @@ def png_line_chart(
     for t in _nice_ticks(y0, y1):
         yy = py(t)
         draw.line([(left, yy), (right, yy)], fill="#e6e6e6")
-        draw.text((left - 6, yy), _tick_text(10**t if log_y else t), fill="#444", font=font, anchor="rm")
+        draw.text((left - 6, yy), _tick_text(10**t if log_y else t), fill="#444", font=fnt, anchor="rm")
     for t in _nice_ticks(x0, x1, 6):
         xx = px(t)
         draw.line([(xx, top), (xx, bottom)], fill="#f0f0f0")
-        draw.text((xx, bottom + 6), _tick_text(t), fill="#444", font=font, anchor="mt")
+        draw.text((xx, bottom + 6), _tick_text(t), fill="#444", font=fnt, anchor="mt")
     draw.rectangle([left, top, right, bottom], outline="#888")
     for i, (name, pts) in enumerate(clean.items()):
         color = PNG_COLORS[i % len(PNG_COLORS)]
@@ -165,9 +165,9 @@ def png_line_chart(
         lx = left + (i % 4) * ((right - left) // 4)
         ly = 30 + 16 * (i // 4)
         draw.line([(lx, ly + 7), (lx + 18, ly + 7)], fill=color, width=3)
-        draw.text((lx + 22, ly), str(name)[:28], fill="black", font=font)
+        draw.text((lx + 22, ly), str(name)[:28], fill="black", font=fnt)
     if x_title:
-        draw.text(((left + right) // 2, height - 6), x_title, fill="black", font=font, anchor="mb")
+        draw.text(((left + right) // 2, height - 6), x_title, fill="black", font=fnt, anchor="mb")
     _png_y_title(img, draw, y_title, top, bottom)
     return _png_bytes_of(img)
 
@@ -185,7 +185,7 @@ def png_bar_chart(
 ) -> bytes:
     """A PNG grouped bar chart: one group per label in ``groups``, one bar per series, values printed on top."""
     img, draw = _png_canvas(width, height, title)
-    font = font(12)
+    fnt = font(12)
     vals = [float(v) for vs in series.values() for v in vs if v is not None and math.isfinite(float(v))]
     lo, hi = y_range if y_range is not None else (min(0.0, min(vals, default=0.0)), max(vals, default=1.0) or 1.0)
     if hi <= lo:
@@ -198,7 +198,7 @@ def png_bar_chart(
 
     for t in _nice_ticks(lo, hi):
         draw.line([(left, py(t)), (right, py(t))], fill="#e6e6e6")
-        draw.text((left - 6, py(t)), _tick_text(t), fill="#444", font=font, anchor="rm")
+        draw.text((left - 6, py(t)), _tick_text(t), fill="#444", font=fnt, anchor="rm")
     n_groups, n_series = max(1, len(groups)), max(1, len(series))
     gw = (right - left) / n_groups
     bw = gw * 0.8 / n_series
@@ -209,15 +209,15 @@ def png_bar_chart(
                 continue
             xa = left + gi * gw + gw * 0.1 + si * bw
             draw.rectangle([xa, py(float(v)), xa + bw - 2, py(max(lo, 0.0))], fill=color)
-            draw.text((xa + bw / 2, py(float(v)) - 2), value_format.format(float(v)), fill="black", font=font,
+            draw.text((xa + bw / 2, py(float(v)) - 2), value_format.format(float(v)), fill="black", font=fnt,
                       anchor="mb")
         if len(series) > 1:
             lx = left + (si % 4) * ((right - left) // 4)
             ly = 30 + 16 * (si // 4)
             draw.rectangle([lx, ly + 2, lx + 12, ly + 12], fill=color)
-            draw.text((lx + 16, ly), str(name)[:28], fill="black", font=font)
+            draw.text((lx + 16, ly), str(name)[:28], fill="black", font=fnt)
     for gi, g in enumerate(groups):
-        draw.text((left + gi * gw + gw / 2, bottom + 6), str(g)[:24], fill="black", font=font, anchor="mt")
+        draw.text((left + gi * gw + gw / 2, bottom + 6), str(g)[:24], fill="black", font=fnt, anchor="mt")
     draw.rectangle([left, top, right, bottom], outline="#888")
     _png_y_title(img, draw, y_title, top, bottom)
     return _png_bytes_of(img)
@@ -243,7 +243,7 @@ def png_heatmap(
     left, top = 90, 40
     width, height = left + cols * cell + 20, top + rows * cell + 50
     img, draw = _png_canvas(width, height, title)
-    font = font(max(8, min(12, cell // 3)))
+    fnt = font(max(8, min(12, cell // 3)))
     finite = m[np.isfinite(m)]
     hi = float(finite.max()) if finite.size else 1.0
     lo = float(min(0.0, finite.min())) if finite.size else 0.0
@@ -257,12 +257,12 @@ def png_heatmap(
             draw.rectangle([x, y, x + cell - 1, y + cell - 1], fill=color)
             if annotate and cell >= 18 and math.isfinite(v):
                 text = f"{v:.0f}" if float(v).is_integer() else f"{v:.2f}"
-                draw.text((x + cell / 2, y + cell / 2), text, fill="white" if t > 0.55 else "black", font=font,
+                draw.text((x + cell / 2, y + cell / 2), text, fill="white" if t > 0.55 else "black", font=fnt,
                           anchor="mm")
     for i, lab in enumerate(row_labels or []):
-        draw.text((left - 4, top + i * cell + cell / 2), str(lab)[:12], fill="black", font=font, anchor="rm")
+        draw.text((left - 4, top + i * cell + cell / 2), str(lab)[:12], fill="black", font=fnt, anchor="rm")
     for j, lab in enumerate(col_labels or []):
-        draw.text((left + j * cell + cell / 2, top + rows * cell + 4), str(lab)[:6], fill="black", font=font,
+        draw.text((left + j * cell + cell / 2, top + rows * cell + 4), str(lab)[:6], fill="black", font=fnt,
                   anchor="mt")
     if x_title:
         draw.text((left + cols * cell / 2, height - 6), x_title, fill="black", font=font(12), anchor="mb")

@@ -69,9 +69,21 @@ def run_to_dir(spec: SleepSpec, out_dir: Path, progress=None, cancel=None) -> No
     (out_dir / "spec.json").write_text(spec.to_json())
 
 
+def thumbnail(result_dir: Path) -> bytes | None:
+    """The kind's picture: a grey ramp as wide as the run had steps (None when it wrote no values)."""
+    from engine.png import png_bytes
+
+    path = Path(result_dir) / "values.npy"
+    if not path.is_file():
+        return None
+    values = np.load(path)
+    ramp = np.linspace(0, 255, max(1, values.size)).astype(np.uint8)
+    return png_bytes(np.repeat(np.repeat(ramp[None, :, None], 3, axis=2), 4, axis=0))
+
+
 def register() -> str:
     """Register the kind ``sleep`` with the job runner; return the kind."""
     import runs
 
-    runs.register_task("sleep", MODULE, "SleepSpec", "run_to_dir")
+    runs.register_task("sleep", MODULE, "SleepSpec", "run_to_dir", thumbnail="thumbnail", title="Sleep test")
     return "sleep"

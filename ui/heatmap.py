@@ -1,5 +1,6 @@
 """A 2-D parameter plane as a plotly heatmap with the invisible click overlay Streamlit's ``on_select`` needs
-(see ../shared/streamlit-notes.md), readable ticks at deep zoom, and the zoom arithmetic of a view.
+(see ../shared/streamlit-notes.md) and ticks that stay readable at deep zoom. The zoom arithmetic of a view lives
+with the science that defines views (``engine.trainability.views``).
 """
 
 from __future__ import annotations
@@ -7,35 +8,6 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from typing import Any
-
-View = tuple[float, float, float, float]  # (x0, x1, y0, y1), in axis units (log10 for the trainability maps)
-
-
-def zoom_view(view: Sequence[float], x: float, y: float, factor: float) -> View:
-    """The view ``factor`` times narrower on both axes, centred on the point ``(x, y)``.
-
-    ``factor < 1`` zooms out. The centre is the clicked point itself (not clamped to the old view), so repeated
-    clicks on one feature keep it in the middle, as a user expects.
-    """
-    if not factor > 0:
-        raise ValueError(f"factor: must be > 0, got {factor}")
-    x0, x1, y0, y1 = (float(v) for v in view)
-    hw, hh = (x1 - x0) / (2 * factor), (y1 - y0) / (2 * factor)
-    return (x - hw, x + hw, y - hh, y + hh)
-
-
-def box_view(xs: Sequence[float], ys: Sequence[float]) -> View:
-    """The view spanned by a dragged box (corners in any order); raises ``ValueError`` for a box with no area."""
-    x0, x1 = sorted(float(v) for v in xs)[0], sorted(float(v) for v in xs)[-1]
-    y0, y1 = sorted(float(v) for v in ys)[0], sorted(float(v) for v in ys)[-1]
-    if not (x1 > x0 and y1 > y0):
-        raise ValueError("box: the dragged box has no area; drag a rectangle, or click to zoom")
-    return (x0, x1, y0, y1)
-
-
-def view_center(view: Sequence[float]) -> tuple[float, float]:
-    x0, x1, y0, y1 = view
-    return ((x0 + x1) / 2, (y0 + y1) / 2)
 
 
 def coordinate_decimals(span: float, divisions: float = 10.0) -> int:

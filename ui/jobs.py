@@ -13,6 +13,7 @@ import streamlit as st
 
 from ui.format import LIVE_STATES, STATE_ICONS, format_duration
 
+
 def _field(status: Any, name: str, default: Any = None) -> Any:
     if isinstance(status, Mapping):
         return status.get(name, default)

@@ -30,12 +30,21 @@ LOSS_POINTS_JS = """
 """
 
 
+# A run long enough to be watched: every digit (1,438) in batches of 4 is 360 steps an epoch, several seconds of
+# training even on a fast machine, so the chart (redrawn every second) is seen at more than one length before the
+# run ends. (With 640 images in batches of 16 the whole run once finished between two redraws.)
+EPOCHS, BATCH = 4, 4
+
+
 def test_live_curve_grows_and_checkpoint_downloads_and_loads(page, tmp_path):
     import runs
-    from engine.data import load_dataset
-    from engine.training import load_checkpoint, predict_logits
+    from engine.datasets import load_dataset
+    from engine.fractalnet.checkpoint import load_checkpoint
+    from engine.fractalnet.cost import steps_per_epoch
+    from engine.fractalnet.inference import predict_logits
 
-    page.goto(f"{page.app_url}/FractalNet_Lab?variant=micro&epochs=4&max_train=640&batch=16&seed=7")
+    total_steps = EPOCHS * steps_per_epoch(len(load_dataset("digits", seed=0).x_train), BATCH)
+    page.goto(f"{page.app_url}/FractalNet_Lab?variant=micro&epochs={EPOCHS}&batch={BATCH}&seed=7")
     wait_for_app(page)
     page.get_by_role("button", name="▶ Train").click()
 
@@ -51,7 +60,7 @@ def test_live_curve_grows_and_checkpoint_downloads_and_loads(page, tmp_path):
         time.sleep(0.25)
     else:
         raise AssertionError(f"the run did not finish in time; loss points seen: {seen}")
-    growing = [n for n in seen if n < 160]  # 4 epochs x 40 steps: counts below 160 were drawn mid-run
+    growing = [n for n in seen if n < total_steps]  # counts below the run's steps were drawn mid-run
     assert len(growing) >= 2 and growing == sorted(growing), f"the live curve did not grow: {seen}"
     page.screenshot(path=str(tmp_path / "fractalnet_lab_done.png"), full_page=True)
 

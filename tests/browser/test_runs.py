@@ -10,8 +10,10 @@ import zipfile
 import numpy as np
 from PIL import Image
 
+import runs
 from cache import Store
 from tests.browser.conftest import wait_for_app
+from ui import nav
 
 
 def _png() -> bytes:
@@ -34,6 +36,13 @@ def test_runs_lists_downloads_and_deletes(page, app_url, _isolated_store):
 
     page.goto(f"{app_url}/Runs")
     wait_for_app(page)
+    # the sidebar is ui.nav's list of pages: the home page is titled, not named "app" after its file
+    sidebar = page.locator("[data-testid='stSidebar']")
+    assert sidebar.locator("[data-testid='stSidebarNav']").count() == 0  # Streamlit's own list is hidden
+    links = sidebar.locator("[data-testid='stPageLink-NavLink']")
+    links.first.wait_for()
+    labels = [text.strip().splitlines()[-1] for text in links.all_inner_texts()]  # after the icon's name
+    assert labels == [nav.HOME.title] + [p.title for p in nav.PAGES] and labels[0] == "Home"
     keep_row = page.locator(f".st-key-run-{keep}")
     gone_row = page.locator(f".st-key-run-{gone}")
     keep_row.wait_for()
@@ -44,10 +53,11 @@ def test_runs_lists_downloads_and_deletes(page, app_url, _isolated_store):
         "([a, b]) => !!(document.querySelector(a).compareDocumentPosition(document.querySelector(b)) & 4)",
         [f".st-key-run-{gone}", f".st-key-run-{keep}"],
     )
-    # the thumbnail is the entry's image.png, actually loaded by the browser
+    # the thumbnail is the grid kind's picture of the entry (runs.thumbnail), actually loaded by the browser
+    width = Image.open(io.BytesIO(runs.thumbnail(keep))).size[0]
     img = keep_row.locator("img").first
     img.wait_for()
-    assert page.evaluate("(el) => el.complete && el.naturalWidth", img.element_handle()) == 24
+    assert page.evaluate("(el) => el.complete && el.naturalWidth", img.element_handle()) == width
 
     with page.expect_download() as dl_info:
         keep_row.get_by_role("button", name="Download (.zip)").click()

@@ -16,9 +16,12 @@ from urllib.parse import parse_qs, urlencode, urlparse
 import pytest
 
 import runs
-import ui
 from cache import default_store
 from engine import trainability as tr
+from engine.trainability.views import zoom_view
+from ui.heatmap import coordinate_decimals, format_coordinate
+from ui.state import decode_query_value
+from ui.trainability.link import EXPLORER_URL_PATH, grid_view_query
 from tests.browser.conftest import wait_for_app
 
 SHOTS = Path(os.environ.get("FRACTAL_LAB_SHOTS", "/tmp/fractal-lab-shots"))
@@ -40,15 +43,15 @@ def _spec(res: int = 24, steps: int = 60, **over) -> tr.GridSpec:
 
 def _open(page, spec: tr.GridSpec, **kwargs) -> None:
     kwargs.setdefault("preset", "tanh")
-    query = ui.grid_view_query(spec.to_dict(), **kwargs)
-    page.goto(f"{page.app_url}/{ui.EXPLORER_URL_PATH}?{urlencode(query, safe=',;')}")
+    query = grid_view_query(spec.to_dict(), **kwargs)
+    page.goto(f"{page.app_url}/{EXPLORER_URL_PATH}?{urlencode(query, safe=',;')}")
     wait_for_app(page)
 
 
 def _url_view(page) -> tuple[int, tuple[float, float, float, float]]:
     # read the address from the page itself: Playwright's cached page.url only refreshes while it pumps events
     q = parse_qs(urlparse(page.evaluate("() => location.href")).query)
-    path = ui.decode_query_value(q["path"][0], [(0.0, 0.0, 0.0, 0.0)])
+    path = decode_query_value(q["path"][0], [(0.0, 0.0, 0.0, 0.0)])
     level = int(q["level"][0])
     return level, path[level]
 
@@ -190,13 +193,13 @@ def test_reload_mid_job_finds_the_job(page):
 
 def test_query_param_url_restores_the_view(page):
     root = (-3.0, 6.0, -3.0, 6.0)
-    lvl1 = ui.zoom_view(root, 0.5, 1.0, 4)
+    lvl1 = zoom_view(root, 0.5, 1.0, 4)
     _open(page, _spec(), path=[root, lvl1], level=1, factor=4.0)
     _wait_map(page)
     level, view = _url_view(page)
     assert level == 1 and view == pytest.approx(lvl1)
-    d = ui.coordinate_decimals(view[1] - view[0], 1000)
-    page.get_by_text(f"x ∈ [{ui.format_coordinate(view[0], d)}").first.wait_for(state="visible", timeout=30_000)
+    d = coordinate_decimals(view[1] - view[0], 1000)
+    page.get_by_text(f"x ∈ [{format_coordinate(view[0], d)}").first.wait_for(state="visible", timeout=30_000)
     # the factor selectbox shows the link's factor; back leads to the full range
     assert page.locator("[class*='st-key-tx_factor'] input").input_value() == "× 4"
     page.get_by_role("button", name="◀ Back").click()

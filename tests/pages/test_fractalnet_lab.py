@@ -16,19 +16,20 @@ import numpy as np
 import pytest
 from streamlit.testing.v1 import AppTest
 
-import runs
-from engine.training import TrainSpec, read_metrics_csv, steps_per_epoch
+from tests.pages.conftest import open_page
 
-PAGE = str(Path(__file__).resolve().parents[2] / "pages" / "2_FractalNet_Lab.py")
+import runs
+from engine.fractalnet.cost import steps_per_epoch
+from engine.fractalnet.metrics import read_metrics_csv
+from engine.fractalnet.train import TrainSpec
+
+PAGE = "pages/2_FractalNet_Lab.py"
 EPOCHS = 10  # x 2 steps (64 images, batch 32): long enough to stop it mid-run
 TIMEOUT = 180
 
 
 def _app(**params) -> AppTest:
-    at = AppTest.from_file(PAGE, default_timeout=TIMEOUT)
-    for k, v in params.items():
-        at.query_params[k] = v
-    return at.run()
+    return open_page(PAGE, TIMEOUT, **params).run()
 
 
 def _no_exception(at: AppTest) -> None:
@@ -244,13 +245,13 @@ def test_png_figures_for_downloads_decode():
     """The figures offered as PNG (drawn with Pillow, no kaleido) are real images of the expected size."""
     from PIL import Image
 
-    import ui
+    from engine import png
 
-    line = ui.png_line_chart({"a": ([1, 2, 3], [0.5, 0.25, float("nan")]), "b": ([1], [0.3])}, title="Loss",
+    line = png.png_line_chart({"a": ([1, 2, 3], [0.5, 0.25, float("nan")]), "b": ([1], [0.3])}, title="Loss",
                              x_title="epoch", y_title="loss", width=500, height=300)
-    bars = ui.png_bar_chart(["column 0", "full net"], {"run": [0.9, 0.95]}, y_range=(0.0, 1.0), width=400,
+    bars = png.png_bar_chart(["column 0", "full net"], {"run": [0.9, 0.95]}, y_range=(0.0, 1.0), width=400,
                             height=250)
-    heat = ui.png_heatmap(np.eye(3) * 7, row_labels="abc", col_labels="abc", title="Confusion")
+    heat = png.png_heatmap(np.eye(3) * 7, row_labels="abc", col_labels="abc", title="Confusion")
     for data, size in ((line, (500, 300)), (bars, (400, 250)), (heat, None)):
         img = Image.open(io.BytesIO(data))
         assert img.format == "PNG"

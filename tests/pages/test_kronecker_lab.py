@@ -7,14 +7,13 @@ from pathlib import Path
 import pytest
 from streamlit.testing.v1 import AppTest
 
-PAGE = str(Path(__file__).resolve().parents[2] / "pages" / "3_Kronecker_Lab.py")
+from tests.pages.conftest import open_page
+
+PAGE = "pages/3_Kronecker_Lab.py"
 
 
 def _app(**query) -> AppTest:
-    at = AppTest.from_file(PAGE, default_timeout=120)
-    for k, v in query.items():
-        at.query_params[k] = v
-    return at.run()
+    return open_page(PAGE, 120, **query).run()
 
 
 def _metrics(at) -> dict[str, str]:
@@ -166,8 +165,7 @@ def test_big_graph_is_downsampled_with_notes_and_paged():
 def test_train_tab_starts_a_job_and_shows_its_result():
     import runs
     from cache import default_store
-    from engine import kronecker_net as kn
-    from engine.kronecker import KronSpec
+    from engine.kronecker.spec import KronSpec, KronTrainSpec
 
     at = _app(base="1,0;1,1", names="a,b", power="1")
     at.number_input(key="kt_epochs").set_value(1)
@@ -180,8 +178,8 @@ def test_train_tab_starts_a_job_and_shows_its_result():
     assert at.query_params["t_edges"] == "static"
     at.button(key="kt_train").click().run()
     assert not at.exception
-    spec = kn.KronTrainSpec(graph=KronSpec(base=[[1, 0], [1, 1]], names="ab", power=1), epochs=1, width=8,
-                            edge_weights="static", baselines=("base",))
+    spec = KronTrainSpec(graph=KronSpec(base=[[1, 0], [1, 1]], names="ab", power=1), epochs=1, width=8,
+                         edge_weights="static", baselines=("base",))
     job_id = default_store().key("kron_train", spec)
     assert at.session_state["kt_job"] == job_id
     status = runs.status(job_id)
@@ -201,3 +199,39 @@ def test_train_tab_starts_a_job_and_shows_its_result():
     assert "kt_train" not in [b.key for b in at.button]  # a finished setup is read from the store, not re-run
     assert any("checkpoint_kron_tied" in (b.proto.label or "") or "kron_tied" in (b.proto.label or "")
                for b in at.get("download_button"))
+
+
+def test_a_stored_run_reopens_from_its_link():
+    """The Runs page opens a kron_train run as ``?run=<id>``: its graph, its setup and its results come back."""
+    import runs
+    from engine.kronecker.spec import KronSpec, KronTrainSpec
+
+    spec = KronTrainSpec(graph=KronSpec(base=[[1, 0], [1, 1]], names="pq", power=2), epochs=1, width=8,
+                         batch_size=512, edge_weights="static", baselines=("base",), seed=3)
+    job_id = runs.submit("kron_train", spec)
+    assert runs.wait(job_id, timeout=240).state == "done"
+
+    at = _app(run=job_id)
+    assert not at.exception
+    assert not at.warning and not at.error
+    m = _metrics(at)
+    assert (m["Nodes"], m["Streams"], m["Applications"]) == ("4", "2", "8")
+    assert at.number_input(key="kr_power").value == 2
+    assert at.query_params["names"] == "p,q" and at.query_params["run"] == job_id
+    assert at.number_input(key="kt_seed").value == 3 and at.number_input(key="kt_width").value == 8
+    assert at.selectbox(key="kt_edges").value == "static" and at.multiselect(key="kt_baselines").value == ["base"]
+    tables = [d.value for d in at.dataframe if "model" in getattr(d.value, "columns", [])]
+    assert len(tables) == 1 and list(tables[0]["model"]) == ["kron_tied", "base"]
+    assert "kt_train" not in [b.key for b in at.button]  # the stored result is shown, nothing is trained again
+
+    at.number_input(key="kt_seed").set_value(4).run()  # another setup: the link stops naming the run
+    assert not at.exception
+    assert "run" not in at.query_params and at.query_params["t_seed"] == "4"
+    assert at.button(key="kt_train").label.endswith("Train")
+
+
+def test_a_link_to_an_unknown_run_says_so_and_opens_the_default():
+    at = _app(run="kron_train-0123456789abcdef0123")
+    assert not at.exception
+    assert any("is not a stored Kronecker training run" in w.value for w in at.warning)
+    assert _metrics(at)["Nodes"] == "9"

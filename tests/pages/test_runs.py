@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
 import io
-import shutil
 import time
 from pathlib import Path
 from urllib.parse import urlencode
@@ -13,10 +13,14 @@ import pytest
 from PIL import Image
 from streamlit.testing.v1 import AppTest
 
+from tests.pages.conftest import open_page
+
 import runs
 from cache import default_store
 from tests import runs_fixture_tasks as fx
+from runs import kinds
 from tests.runs_fixture_tasks import SleepSpec
+from ui import nav, state
 
 ROOT = Path(__file__).resolve().parents[2]
 RUNS_PAGE = "pages/4_Runs.py"
@@ -40,7 +44,7 @@ def store(tmp_path, monkeypatch):
 
 
 @pytest.fixture
-def runs(store):
+def made(store):
     """A stored grid-like result with a picture (older), a failed job and a finished job (newest)."""
     grid = "grid-0123456789abcdef0123"
     store.put(grid, arrays={"measure": np.ones((4, 4))}, files={"image.png": _png()},
@@ -52,9 +56,8 @@ def runs(store):
     return {"grid": grid, "failed": failed, "done": done}
 
 
-def _open(app: str = str(ROOT / "app.py")) -> AppTest:
-    at = AppTest.from_file(app, default_timeout=60).run()
-    at.switch_page(RUNS_PAGE).run()
+def _open() -> AppTest:
+    at = open_page(RUNS_PAGE).run()
     assert not at.exception, at.exception
     return at
 
@@ -63,46 +66,48 @@ def _row_ids(at: AppTest) -> list[str]:
     return [m.value.rsplit("`", 2)[1] for m in at.markdown if m.value.count("`") >= 2 and " · " in m.value]
 
 
-def test_lists_every_run_newest_first_with_status(runs):
+def test_lists_every_run_newest_first_with_status(made):
     at = _open()
-    assert _row_ids(at) == [runs["done"], runs["failed"], runs["grid"]]
+    assert _row_ids(at) == [made["done"], made["failed"], made["grid"]]
     assert [m.value for m in at.metric][:2] == ["3", "0"]
     assert [e.value for e in at.error] == ["RuntimeError: boom at step 0"]
     captions = " | ".join(c.value for c in at.caption)
     assert "preset=tanh, resolution=16" in captions and "took 2 s" in captions
     assert "steps=1" in captions
-    assert len(at.get("image")) == 1  # the grid's image.png is its thumbnail; the sleep runs have none
+    # a thumbnail for every stored result: the grid's image.png and the sleep kind's own picture (fx.thumbnail);
+    # the failed job has no result, so no picture
+    assert len(at.get("image")) == 2
     downloads = [el for el in at.get("download_button")]
     assert len(downloads) == 2  # one per stored result (done job and grid), none for the failed job
 
 
-def test_delete_removes_record_and_files(runs, store):
+def test_delete_removes_record_and_files(made, store):
     at = _open()
-    at.button(key=f"runs-del-{runs['grid']}").click().run()
+    at.button(key=f"runs-del-{made['grid']}").click().run()
     assert not at.exception
-    assert not store.has(runs["grid"])
-    assert runs["grid"] not in _row_ids(at)
-    at.button(key=f"runs-del-{runs['done']}").click().run()
-    assert not store.has(runs["done"]) and runs.status(runs["done"]) is None
-    assert _row_ids(at) == [runs["failed"]]
+    assert not store.has(made["grid"])
+    assert made["grid"] not in _row_ids(at)
+    at.button(key=f"runs-del-{made['done']}").click().run()
+    assert not store.has(made["done"]) and runs.status(made["done"]) is None
+    assert _row_ids(at) == [made["failed"]]
 
 
-def test_filters_live_in_the_url(runs):
+def test_filters_live_in_the_url(made):
     at = _open()
     at.multiselect(key="runs-state").set_value(["failed"]).run()
-    assert _row_ids(at) == [runs["failed"]]
+    assert _row_ids(at) == [made["failed"]]
     assert at.query_params["state"] == "failed"
     at.multiselect(key="runs-state").set_value([]).run()
     at.multiselect(key="runs-kind").set_value(["grid"]).run()
-    assert _row_ids(at) == [runs["grid"]]
+    assert _row_ids(at) == [made["grid"]]
 
 
-def test_clear_all_needs_confirmation(runs, store):
+def test_clear_all_needs_confirmation(made, store):
     at = _open()
     at.button(key="runs-clear").click().run()
     assert any("Delete all 3 runs" in w.value for w in at.warning)
     at.button(key="runs-clear-no").click().run()
-    assert len(_row_ids(at)) == 3 and store.has(runs["grid"])
+    assert len(_row_ids(at)) == 3 and store.has(made["grid"])
     at.button(key="runs-clear").click().run()
     at.button(key="runs-clear-yes").click().run()
     assert not at.exception
@@ -124,35 +129,30 @@ def test_cancel_a_running_job(store):
     assert any("cancelled" in m.value for m in at.markdown)
 
 
-def test_reopen_links(tmp_path, store):
-    """A finished FractalNet run links to its lab with ?run=<id>; a grid links to the explorer with the view's
-    query parameters (ui.grid_view_query). Run against a copy of the app whose other pages are placeholders, so
-    the test does not depend on those pages' own state."""
-    app = tmp_path / "app"
-    (app / "pages").mkdir(parents=True)
-    shutil.copy(ROOT / "app.py", app / "app.py")
-    shutil.copy(ROOT / RUNS_PAGE, app / RUNS_PAGE)
-    for page in ("1_Trainability_Explorer.py", "2_FractalNet_Lab.py"):
-        (app / "pages" / page).write_text("import streamlit as st\nst.write(st.query_params.to_dict())\n")
-    train = "fractalnet_train-0123456789abcdef0123"
-    store.put(train, files={"summary.json": "{}"}, record={"spec": {"variant": "small"}})
-    grid_spec = None
-    try:
-        import ui
-        from engine.trainability import GridSpec
-
-        if hasattr(ui, "grid_view_query"):
-            grid_spec = GridSpec()
-    except ImportError:
-        pass
-    if grid_spec is not None:
-        store.put(store.key("grid", grid_spec), files={"image.png": _png()}, record={"spec": grid_spec.to_dict()})
-    at = _open(str(app / "app.py"))
+def test_reopen_link_for_every_kind(store):
+    """Each kind's finished run links to the page that shows it (ui.nav.REOPEN): a grid and a zoom video open the
+    explorer on the grid's own spec as a link (ui.state.spec_query); training runs open their lab with ?run=."""
+    grid_cls = kinds.KINDS["grid"].spec_class()
+    full = grid_cls()
+    (x0, x1), (y0, y1) = full.x_range, full.y_range
+    view = dataclasses.replace(full, x_range=(x0, (x0 + x1) / 2), y_range=(y0, (y0 + y1) / 2))
+    video = kinds.KINDS["zoom_video"].spec_class()(grid=view, full_x_range=full.x_range, full_y_range=full.y_range)
+    ids = {}
+    for kind, spec in (("grid", full.to_dict()), ("zoom_video", video.to_dict()),
+                       ("fractalnet_train", {"variant": "small"}), ("kron_train", {"task": "digits"})):
+        ids[kind] = f"{kind}-0123456789abcdef{len(ids):04d}"
+        store.put(ids[kind], files={"summary.json": "{}"}, record={"spec": spec})
+    at = _open()
     links = {el.proto.label: el.proto for el in at.get("page_link")}
-    lab = links["Open in the FractalNet lab"]
-    assert lab.page == "FractalNet_Lab" and lab.query_string == f"run={train}"
-    if grid_spec is None:
-        pytest.skip("ui.grid_view_query or engine.trainability.GridSpec not available yet: grid link not checked")
-    explorer = links["🌀 Open in the explorer"]
-    assert explorer.page == "Trainability_Explorer"
-    assert explorer.query_string == urlencode(ui.grid_view_query(grid_spec.to_dict()))
+    expected = {
+        "Open in the explorer": ("Trainability_Explorer", urlencode(state.spec_query(grid_cls, full.to_dict()))),
+        "Open its view in the explorer": ("Trainability_Explorer",
+                                          urlencode(state.spec_query(grid_cls, view.to_dict()))),
+        "Open in the FractalNet lab": ("FractalNet_Lab", f"run={ids['fractalnet_train']}"),
+        "Open in the Kronecker lab": ("Kronecker_Lab", f"run={ids['kron_train']}"),
+    }
+    for label, (page, query) in expected.items():
+        assert label in links, f"no {label!r} link among {sorted(links)}"
+        assert (links[label].page, links[label].query_string) == (page, query)
+    assert expected["Open in the explorer"][1] != expected["Open its view in the explorer"][1]
+    assert set(nav.REOPEN) == set(kinds.BUILT_IN)  # no kind is left without a page that re-opens it

@@ -1,4 +1,4 @@
-"""AppTest checks of the Trainability Explorer page, and unit tests of the ui.py helpers it stands on.
+"""AppTest checks of the Trainability Explorer page, and unit tests of the ui helpers it stands on.
 
 Grids here are tiny (16 x 16 pixels, 40 steps) so a real job finishes in a second or two on a shared 2-core box.
 """
@@ -12,13 +12,19 @@ import numpy as np
 import pytest
 from streamlit.testing.v1 import AppTest
 
+from tests.pages.conftest import open_page
+
 import runs
-import ui
 from cache import default_store
 from engine import trainability as tr
+from engine.trainability.views import box_view, zoom_view
+from ui.curves import curves_figure
+from ui.heatmap import axis_ticks
+from ui.state import decode_query_value, encode_query_value, spec_query
+from ui.trainability.link import grid_view_query, parse_grid_view_query
 
 ROOT = Path(__file__).resolve().parents[2]
-PAGE = str(ROOT / "pages" / "1_Trainability_Explorer.py")
+PAGE_FILE = "pages/1_Trainability_Explorer.py"
 
 
 @pytest.fixture(autouse=True)
@@ -31,7 +37,7 @@ def _stop_leftover_jobs():
 
 
 def _app() -> AppTest:
-    return AppTest.from_file(PAGE, default_timeout=60)
+    return open_page(PAGE_FILE)
 
 
 def _tiny(preset: str = "tanh", **over) -> tr.GridSpec:
@@ -50,28 +56,28 @@ def _texts(at: AppTest) -> str:
 
 def test_query_values_round_trip_exactly():
     path = [(-3.0, 6.0, -3.0, 6.0), (0.12345678901234568, 0.1234567890123457, 1e-09, 2.5)]
-    text = ui.encode_query_value(path)
-    assert ui.decode_query_value(text, [(0.0, 0.0, 0.0, 0.0)]) == path
-    assert ui.decode_query_value(ui.encode_query_value((64, 32)), (0, 0)) == (64, 32)
-    assert ui.decode_query_value("none", 0) is None
-    assert ui.decode_query_value("true", False) is True
+    text = encode_query_value(path)
+    assert decode_query_value(text, [(0.0, 0.0, 0.0, 0.0)]) == path
+    assert decode_query_value(encode_query_value((64, 32)), (0, 0)) == (64, 32)
+    assert decode_query_value("none", 0) is None
+    assert decode_query_value("true", False) is True
     with pytest.raises(ValueError):
-        ui.decode_query_value("1,2,3", (0, 0))
+        decode_query_value("1,2,3", (0, 0))
     with pytest.raises(ValueError):
-        ui.decode_query_value("maybe", False)
+        decode_query_value("maybe", False)
 
 
 def test_zoom_and_box_views():
-    assert ui.zoom_view((-3, 6, -3, 6), 1.5, 0.0, 2) == (-0.75, 3.75, -2.25, 2.25)
-    assert ui.zoom_view((0, 1, 0, 1), 0.5, 0.5, 0.5) == (-0.5, 1.5, -0.5, 1.5)
-    assert ui.box_view([2.0, 1.0], [0.5, -0.5]) == (1.0, 2.0, -0.5, 0.5)
+    assert zoom_view((-3, 6, -3, 6), 1.5, 0.0, 2) == (-0.75, 3.75, -2.25, 2.25)
+    assert zoom_view((0, 1, 0, 1), 0.5, 0.5, 0.5) == (-0.5, 1.5, -0.5, 1.5)
+    assert box_view([2.0, 1.0], [0.5, -0.5]) == (1.0, 2.0, -0.5, 0.5)
     with pytest.raises(ValueError, match="box"):
-        ui.box_view([1.0, 1.0], [0.0, 1.0])
+        box_view([1.0, 1.0], [0.0, 1.0])
 
 
 @pytest.mark.parametrize("lo,hi", [(-3, 6), (0.123456789, 0.123456799), (2.0, 2.000001), (-1e-13, 1e-13)])
 def test_axis_ticks_stay_distinct_at_deep_zoom(lo, hi):
-    vals, texts = ui.axis_ticks(lo, hi)
+    vals, texts = axis_ticks(lo, hi)
     assert 3 <= len(vals) <= 12
     assert all(lo - 1e-12 * abs(hi - lo) <= v <= hi + 1e-9 * abs(hi - lo) for v in vals)
     assert len(set(texts)) == len(texts), texts
@@ -79,25 +85,44 @@ def test_axis_ticks_stay_distinct_at_deep_zoom(lo, hi):
 
 def test_grid_view_query_round_trip():
     spec = dataclasses.replace(tr.PRESETS["tanh"].spec, x_range=(0.5, 0.75), y_range=(1.0, 1.25))
-    q = ui.grid_view_query(spec.to_dict())
+    q = grid_view_query(spec.to_dict())
     assert q["preset"] == "tanh"
-    parsed = ui.parse_grid_view_query(q)
+    parsed = parse_grid_view_query(q)
     assert parsed["errors"] == []
     root = tr.PRESETS["tanh"].spec
     assert parsed["path"][0] == (*root.x_range, *root.y_range)
     assert parsed["path"][parsed["level"]] == (0.5, 0.75, 1.0, 1.25)
     restored = dataclasses.replace(parsed["spec"], x_range=(0.5, 0.75), y_range=(1.0, 1.25))
     assert restored == spec
-    assert ui.parse_grid_view_query({"unrelated": "1"}) is None
-    bad = ui.parse_grid_view_query({"preset": "tanh", "width": "-4", "path": "0,1,0,1"})
+    assert parse_grid_view_query({"unrelated": "1"}) is None
+    bad = parse_grid_view_query({"preset": "tanh", "width": "-4", "path": "0,1,0,1"})
     assert bad["errors"] and "width" in bad["errors"][0]
     assert bad["spec"] == tr.PRESETS["tanh"].spec
+
+
+def test_generic_spec_links_parse_with_a_way_out():
+    """``spec_query(GridSpec, spec)`` (how the Runs page links a grid or a video): no preset, no path. A spec that
+    matches a preset is reached from the preset's full range; one that matches none opens on its own view."""
+    deep = tr.preset("relu", resolution=16, x_range=(0.5, 0.75), y_range=(1.0, 1.25))
+    parsed = parse_grid_view_query(spec_query(tr.GridSpec, deep.to_dict()))
+    root = tr.PRESETS["relu"].spec
+    assert parsed["errors"] == [] and parsed["preset"] == "relu"
+    assert parsed["path"] == [(*root.x_range, *root.y_range), (0.5, 0.75, 1.0, 1.25)] and parsed["level"] == 1
+    assert dataclasses.replace(parsed["spec"], x_range=deep.x_range, y_range=deep.y_range) == deep
+    whole = tr.preset("offset", resolution=16, dtype="float32")
+    parsed = parse_grid_view_query(spec_query(tr.GridSpec, whole.to_dict()))
+    assert parsed["preset"] == "offset" and len(parsed["path"]) == 1 and parsed["spec"] == whole
+    odd = dataclasses.replace(deep, steps=40)  # no preset trains 40 steps: its own view is the whole path
+    parsed = parse_grid_view_query(spec_query(tr.GridSpec, odd.to_dict()))
+    assert parsed["path"] == [(0.5, 0.75, 1.0, 1.25)] and parsed["spec"] == odd
+    bad = parse_grid_view_query({**spec_query(tr.GridSpec, deep.to_dict()), "steps": "3"})
+    assert bad["errors"][0].startswith("steps:") and bad["spec"] == tr.PRESETS["relu"].spec  # the preset's own
 
 
 def test_curves_figure_skips_missing_and_non_finite():
     events = [{"step": 0, "loss": 1.0}, {"step": 1, "loss": float("inf")}, {"step": 2, "loss": 0.5},
               {"note": "no step"}]
-    fig = ui.curves_figure(events, x="step", y="loss", log_y=True)
+    fig = curves_figure(events, x="step", y="loss", log_y=True)
     assert list(fig.data[0].x) == [0.0, 2.0] and list(fig.data[0].y) == [1.0, 0.5]
 
 
@@ -167,8 +192,8 @@ def test_bad_field_value_shows_error_not_traceback():
 def test_query_params_restore_the_view():
     base = _tiny("tanh")
     root = (*base.x_range, *base.y_range)
-    deep = ui.zoom_view(ui.zoom_view(root, 1.0, 2.0, 2), 1.1, 2.1, 4)
-    q = ui.grid_view_query(base.to_dict(), preset="tanh", path=[root, ui.zoom_view(root, 1.0, 2.0, 2), deep],
+    deep = zoom_view(zoom_view(root, 1.0, 2.0, 2), 1.1, 2.1, 4)
+    q = grid_view_query(base.to_dict(), preset="tanh", path=[root, zoom_view(root, 1.0, 2.0, 2), deep],
                            level=2, factor=4.0)
     at = _app()
     for k, v in q.items():
@@ -193,6 +218,27 @@ def test_query_params_restore_the_view():
     assert at.session_state["tx"]["level"] == 1 and at.query_params["level"] == "1"
 
 
+def test_generic_spec_link_opens_the_view_and_back_leads_out():
+    deep = (0.5, 0.75, 1.0, 1.25)
+    spec = tr.preset("relu", resolution=16, x_range=deep[:2], y_range=deep[2:])
+    at = _app()
+    for k, v in spec_query(tr.GridSpec, spec.to_dict()).items():
+        at.query_params[k] = v
+    at.run()
+    assert not at.exception, at.exception
+    assert not at.warning, [w.value for w in at.warning]
+    state = at.session_state["tx"]
+    root = tr.PRESETS["relu"].spec
+    assert state["preset"] == "relu" and state["level"] == 1 and tuple(state["path"][1]) == deep
+    assert tuple(state["path"][0]) == (*root.x_range, *root.y_range)
+    assert at.query_params["level"] == "1" and at.query_params["preset"] == "relu"  # rewritten as the page's link
+    status = runs.status(default_store().key("grid", spec))  # the linked grid itself is what computes
+    assert status is not None
+    runs.cancel(status.id)
+    at.button(key="tx_back").click().run()
+    assert at.session_state["tx"]["level"] == 0 and at.query_params["level"] == "0"
+
+
 def test_broken_link_warns_and_falls_back():
     at = _app()
     at.query_params["preset"] = "nonsense"
@@ -213,7 +259,7 @@ def test_pixel_inspection_replays_the_grids_verdict():
     picks = [tuple(np.argwhere(grid)[0]), tuple(np.argwhere(~grid)[0])]
     for i, j in picks:
         click = (spec.x_values[j] + 0.2 * (spec.x_values[1] - spec.x_values[0]), spec.y_values[i])
-        q = ui.grid_view_query(spec.to_dict(), preset="tanh", mode="inspect", pixel=click)
+        q = grid_view_query(spec.to_dict(), preset="tanh", mode="inspect", pixel=click)
         at = _app()
         for k, v in q.items():
             at.query_params[k] = v
@@ -232,7 +278,7 @@ def test_float32_view_too_narrow_switches_to_float64_and_says_so():
     narrow = dataclasses.replace(spec, x_range=deep[:2], y_range=deep[2:])
     assert not tr.float32_resolves(narrow)
     at = _app()
-    for k, v in ui.grid_view_query(spec.to_dict(), preset="tanh", path=[root, deep], level=1).items():
+    for k, v in grid_view_query(spec.to_dict(), preset="tanh", path=[root, deep], level=1).items():
         at.query_params[k] = v
     at.run()
     assert not at.exception, at.exception
@@ -248,7 +294,7 @@ def test_zoom_video_job_from_the_page():
     spec = _tiny("tanh", seed=4)
     root = (*spec.x_range, *spec.y_range)
     at = _app()
-    for k, v in ui.grid_view_query(spec.to_dict(), preset="tanh", path=[root, ui.zoom_view(root, 1, 2, 2)],
+    for k, v in grid_view_query(spec.to_dict(), preset="tanh", path=[root, zoom_view(root, 1, 2, 2)],
                                    level=1).items():
         at.query_params[k] = v
     at.run()
@@ -269,4 +315,4 @@ def test_zoom_video_job_from_the_page():
 def test_grid_view_query_is_canonical():
     spec = _tiny("relu")
     shuffled = dict(sorted(spec.to_dict().items()))  # e.g. a spec read back from sorted JSON
-    assert list(ui.grid_view_query(shuffled).items()) == list(ui.grid_view_query(spec.to_dict()).items())
+    assert list(grid_view_query(shuffled).items()) == list(grid_view_query(spec.to_dict()).items())

@@ -2,36 +2,16 @@
 
 from __future__ import annotations
 
-import json
 import os
 import signal
-import subprocess
-import sys
 import time
-from pathlib import Path
 
 import numpy as np
-import pytest
 
 import runs
 from cache import default_store, pid_alive
 from tests import runs_fixture_tasks as fx
 from tests.runs_fixture_tasks import SleepSpec
-
-ROOT = Path(__file__).resolve().parents[2]
-
-
-@pytest.fixture
-def env(tmp_path, monkeypatch):
-    """A fresh store/registry per test; every worker still alive at the end is killed (no strays)."""
-    monkeypatch.setenv("FRACTAL_LAB_CACHE", str(tmp_path / "store"))
-    monkeypatch.setenv("FRACTAL_LAB_MAX_JOBS", "2")
-    monkeypatch.setenv("FRACTAL_LAB_CANCEL_GRACE_S", "1")
-    kind = fx.register()
-    yield kind
-    for st in runs.list_jobs():
-        if st.active:
-            runs.delete(st.id)
 
 
 def _wait_state(job_id, states, timeout=30.0):
@@ -241,23 +221,10 @@ def test_spec_summary():
     assert long.endswith("(+17)")
 
 
-def test_cli_list_status_cancel(env):
-    job = runs.submit(env, SleepSpec(steps=1, step_s=0.0, tag="cli"))
-    assert runs.wait(job, 30).state == "done"
-    run = lambda *a: subprocess.run([sys.executable, "-m", "runs", *a], cwd=ROOT, capture_output=True,
-                                    text=True, timeout=60, env=dict(os.environ))
-    out = run("list")
-    assert out.returncode == 0 and job in out.stdout and "done" in out.stdout
-    out = run("status", job)
-    assert out.returncode == 0 and json.loads(out.stdout)["state"] == "done"
-    assert run("status", "sleep-nothing").returncode == 1
-    assert run("cancel", job).returncode == 0
-
-
 def test_frozen_worker_is_killed_after_cancel(env, monkeypatch):
     """A worker that cannot even run its watchdog (SIGSTOP here; a C call holding the GIL in real life) is
     SIGKILLed by the next status read once the grace period and a margin have passed."""
-    monkeypatch.setattr(runs, "HARD_KILL_EXTRA_S", 0.5)
+    monkeypatch.setattr(runs.schedule, "HARD_KILL_EXTRA_S", 0.5)
     job = runs.submit(env, SleepSpec(steps=100, step_s=0.1, tag="frozen"))
     _wait_events(job, 1)
     pid = runs.status(job).pid

@@ -1,0 +1,98 @@
+"""A finished run's folder: the one place that writes it (the ``fractalnet_train`` job task) and reads it back.
+
+Files: ``model.safetensors`` + ``config.json`` (the checkpoint), ``trainer_state.safetensors`` (for resuming),
+``metrics.csv`` (the rows of :mod:`~engine.fractalnet.metrics`), ``summary.json`` (final accuracy of the full
+net and of each column, confusion matrix, timings) and ``spec.json``. Pages ask this module, never a file name.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+
+from engine.fractalnet.checkpoint import CONFIG_FILE, MODEL_FILE, Checkpoint, load_checkpoint, resume_point
+from engine.fractalnet.metrics import METRICS_FILE, curves_png, read_metrics, write_metrics
+from engine.fractalnet.train import TrainSpec, torch_threads, train
+from engine.io import write_bytes_atomic, write_json_atomic
+from engine.png import png_bar_chart, png_heatmap
+
+SUMMARY_FILE = "summary.json"
+SPEC_FILE = "spec.json"
+DOWNLOADS = {MODEL_FILE: "application/octet-stream", CONFIG_FILE: "application/json", METRICS_FILE: "text/csv",
+             SUMMARY_FILE: "application/json"}
+
+__all__ = ["DOWNLOADS", "SPEC_FILE", "SUMMARY_FILE", "figure_pngs", "download_files", "load_model", "prior_rows",
+           "read_metrics", "read_summary", "resume_point", "run_to_dir", "thumbnail"]
+
+
+def run_to_dir(
+    spec: TrainSpec, out_dir: str | Path, progress=None, cancel=None, device=None, threads: int | str | None = "auto",
+) -> None:
+    """Train ``spec`` and write the result files into ``out_dir``. ``progress(fraction, info)`` receives every
+    metrics row (the page draws its live curves from them). On cancel the last state is left in ``out_dir`` (a
+    checkpoint to resume from, via ``TrainSpec(resume_from=out_dir)``) and :class:`engine.errors.Cancelled` is
+    raised. ``threads``: torch CPU threads (default ``"auto"``, see :func:`engine.fractalnet.train.auto_threads`)."""
+    d = Path(out_dir)
+    d.mkdir(parents=True, exist_ok=True)
+    write_bytes_atomic(d / SPEC_FILE, spec.to_json(indent=2).encode(), fsync=False)
+    with torch_threads(threads):
+        result = train(spec, callback=progress, cancel=cancel, device=device, checkpoint_dir=d)
+    write_metrics(d, result.history)
+    write_json_atomic(d / SUMMARY_FILE, result.summary, fsync=False, indent=2)
+    if progress is not None:
+        progress(1.0, {"kind": "done", "accuracy": result.summary["accuracy"]["full"],
+                       "accuracy_columns": result.summary["accuracy"]["columns"]})
+
+
+def read_summary(result_dir: str | Path) -> dict:
+    """Final accuracy (``{"full", "columns"}``), loss, confusion matrix, classes, timings, ... of a finished run."""
+    return json.loads((Path(result_dir) / SUMMARY_FILE).read_text())
+
+
+def load_model(result_dir: str | Path, device: str = "cpu") -> Checkpoint:
+    """The run's trained model with its classes and image size (``ValueError`` when it cannot be loaded)."""
+    return load_checkpoint(result_dir, device=device)
+
+
+def prior_rows(spec: dict | None) -> list[dict]:
+    """A resumed run's rows from before its checkpoint (its own job events start after it)."""
+    src = (spec or {}).get("resume_from")
+    return read_metrics(src) if src else []
+
+
+def download_files(result_dir: str | Path) -> dict[str, tuple[bytes, str]]:
+    """What a user takes away: ``{file name: (bytes, mime)}`` of the checkpoint, the metrics and the summary."""
+    d = Path(result_dir)
+    return {name: ((d / name).read_bytes(), mime) for name, mime in DOWNLOADS.items() if (d / name).is_file()}
+
+
+def _columns_png(summary: dict, **kwargs) -> bytes:
+    acc = summary["accuracy"]
+    names = [f"column {k}" for k in range(len(acc["columns"]))] + ["full net"]
+    return png_bar_chart(names, {"test accuracy": [*acc["columns"], acc["full"]]}, y_range=(0.0, 1.0), **kwargs)
+
+
+def figure_pngs(summary: dict, rows: list[dict]) -> dict[str, bytes]:
+    """The run's charts as PNG files: loss and accuracy curves, each column vs the full net, confusion matrix."""
+    acc = summary["accuracy"]
+    ncol = len(acc["columns"])
+    classes = summary.get("classes") or [str(i) for i in range(len(summary["confusion_matrix"]))]
+    return {
+        "loss.png": curves_png(rows, ncol, "loss", "Loss"),
+        "accuracy.png": curves_png(rows, ncol, "accuracy", "Accuracy"),
+        "columns.png": _columns_png(summary, title="Each column alone vs. the full net", y_title="test accuracy"),
+        "confusion.png": png_heatmap(np.asarray(summary["confusion_matrix"]), row_labels=classes,
+                                     col_labels=classes, title="Confusion matrix (test split)",
+                                     x_title="predicted", y_title="true"),
+    }
+
+
+def thumbnail(result_dir: str | Path) -> bytes | None:
+    """A small picture of the run for the Runs list: the test accuracy of each column alone and of the full net
+    (the paper's claim at a glance); None without a finished summary."""
+    d = Path(result_dir)
+    if not (d / SUMMARY_FILE).is_file():
+        return None
+    return _columns_png(read_summary(d), title="Test accuracy", width=360, height=240)

@@ -1,0 +1,52 @@
+"""What a grid costs before it runs, and whether float32 can tell its pixels apart: the numbers a page shows
+beside "Compute" and the rule behind its silent switch to float64."""
+
+from __future__ import annotations
+
+import math
+
+from engine.trainability.spec import FLOAT_EPS, ULPS_APART, GridSpec
+
+#: Network-steps per second of ``run_grid`` on the project's 2-core CPU (tanh preset, 128x128, 500 steps, every
+#: pixel counted as 500 steps), measured by ``bench/trainability.py`` with tiles in worker processes on a lightly
+#: loaded machine: 86,672 (float64) and 222,335 (float32). Small grids run on threads and reach about half of
+#: that, so the estimate uses the threaded figures for a conservative guess.
+CPU_RATE = {"float64": 41_000.0, "float32": 131_000.0}
+_REF_COST = 272 * 16 * (2 * 16 + 10)
+
+
+def network_steps(spec: GridSpec) -> int:
+    """Work of a grid in network-steps: pixels x steps (a diverged pixel counts in full, as in the benchmark)."""
+    return spec.n_x * spec.n_y * spec.steps
+
+
+def _cost_per_step(spec: GridSpec) -> float:
+    """Relative arithmetic of one network-step: two ``N x n x n`` products plus ~10 elementwise passes over the
+    ``N x n`` activations (the forward pass only, plus a B-row backward pass, for minibatch training)."""
+    n, N = spec.width, spec.n_samples
+    if spec.batch_size is None:
+        return N * n * (2 * n + 10)
+    return N * n * (n + 5) + spec.batch_size * n * (n + 8)
+
+
+def estimate_seconds(spec: GridSpec) -> float:
+    """Seconds the grid should take on this project's 2-core CPU (an upper bound: diverged pixels stop early,
+    and a GPU is faster)."""
+    rate = CPU_RATE[spec.dtype] * _REF_COST / max(_cost_per_step(spec), 1.0)
+    return network_steps(spec) / rate
+
+
+def float32_resolves(spec: GridSpec) -> bool:
+    """Whether float32 can tell neighbouring pixels apart in this view.
+
+    A learning rate enters the arithmetic as a relative factor, so neighbouring pixels need learning rates a few
+    float32 ulps apart (relative spacing ``10**dx - 1``). An offset is added to weights of order one, so there
+    the *absolute* spacing ``offset * (10**dx - 1)`` must be a few ulps of ``max(1, offset)``; the tightest
+    pixel is the smallest offset of the view.
+    """
+    eps = ULPS_APART * FLOAT_EPS["float32"]
+    rel_x = math.expm1((spec.x_range[1] - spec.x_range[0]) / (spec.n_x - 1) * math.log(10.0))
+    rel_y = math.expm1((spec.y_range[1] - spec.y_range[0]) / (spec.n_y - 1) * math.log(10.0))
+    if spec.phase_space == "offset_vs_lr":
+        rel_x *= min(1.0, 10.0 ** spec.x_range[0])
+    return bool(rel_x >= eps and rel_y >= eps)

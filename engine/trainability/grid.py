@@ -1,0 +1,262 @@
+"""The fractal boundary of neural-network trainability (Sohl-Dickstein, 2024), as a grid of tiny networks.
+
+Every pixel trains the same one-hidden-layer network (same data, same initial weights) with its own two
+hyperparameters and is coloured by whether training converged; the boundary between the regions is fractal.
+This module turns a spec into the data, the pixels' hyperparameters, the tiles' work and the measure, faithful
+to the authors' notebook; the arithmetic is in :mod:`.kernels`, where tiles run in :mod:`.executor`.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import time
+from dataclasses import dataclass
+from typing import Any, Mapping
+
+import numpy as np
+import torch
+
+from engine.device import resolve_device
+from engine.errors import Cancelled
+import engine.trainability.executor as executor
+from engine.trainability.cost import network_steps
+from engine.trainability.kernels import make_problem, train_pixels
+from engine.trainability.spec import GridSpec, GridTile
+
+DTYPES = {"float64": torch.float64, "float32": torch.float32}
+
+
+@dataclass
+class GridResult:
+    """A computed grid. ``measure`` and ``converged`` have shape ``(n_y, n_x)``; row i is ``y_values[i]``."""
+
+    spec: GridSpec
+    measure: np.ndarray
+    converged: np.ndarray
+    x_values: np.ndarray
+    y_values: np.ndarray
+    elapsed_s: float
+    steps_run: int = 0  # network-steps actually computed (diverged pixels stop early)
+    init_hash: str | None = None
+
+
+@dataclass
+class TileResult:
+    tile: GridTile
+    measure: np.ndarray
+    converged: np.ndarray
+    steps_run: int
+
+
+# ------------------------------------------------------------------------------------------------ the measure
+
+MAX_VALUE = 1e6
+
+
+def convergence_measure(losses: Any) -> np.ndarray:
+    """The paper's convergence measure of loss curves ``losses`` (array ``(..., T)``), as float64 ``(...)``.
+
+    Non-finite losses become 1e6; ``v = v / v[0]``; clip at 1e6; converged iff ``mean(v[-20:]) < 1``; the
+    measure is ``-sum(v)`` if converged, else ``sum(1/v)``. So ``measure < 0`` iff converged, and the boundary
+    is the zero crossing. (The authors' code turns an infinite loss into NaN; here the measure is never NaN.)
+    """
+    v = np.asarray(losses, dtype=np.float64)
+    if v.ndim == 0 or v.shape[-1] < 1:
+        raise ValueError("losses: needs a last axis of at least one loss per curve")
+    v = np.where(np.isfinite(v), v, MAX_VALUE)
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+        v = v / v[..., :1]
+        v = np.where(np.isnan(v), MAX_VALUE, v)  # 0/0 (a loss of exactly zero at init): count as the cap
+        v = np.minimum(v, MAX_VALUE)
+        converged = v[..., -20:].mean(axis=-1) < 1
+        return np.where(converged, -v.sum(axis=-1), (1.0 / v).sum(axis=-1))
+
+
+# ---------------------------------------------------------------------------------------------------- the data
+
+INIT_KEYS = ("X", "Y", "W0", "W1")
+
+
+def draw_init(spec: GridSpec) -> dict[str, np.ndarray]:
+    """The data and initial weights that ``init=None`` uses: float64 draws from ``numpy.random.default_rng(seed)``,
+    in the order W0 ``(n, n)``, W1 ``(n, 1)``, X ``(N, n)``, Y ``(N, 1)`` (weights first, as the authors do)."""
+    rng = np.random.default_rng(spec.seed)
+    n, N = spec.width, spec.n_samples
+    W0 = rng.standard_normal((n, n))
+    W1 = rng.standard_normal((n, 1))
+    X = rng.standard_normal((N, n))
+    Y = rng.standard_normal((N, 1))
+    return {"X": X, "Y": Y, "W0": W0, "W1": W1}
+
+
+def draw_batches(spec: GridSpec) -> np.ndarray | None:
+    """The minibatch rows of every step, shape ``(steps, batch_size)`` (None for full batch): drawn with
+    replacement from ``default_rng([seed, 1])``, shared by every pixel, and independent of ``init=``."""
+    if spec.batch_size is None:
+        return None
+    rng = np.random.default_rng([spec.seed, 1])
+    return rng.integers(0, spec.n_samples, size=(spec.steps, spec.batch_size), dtype=np.int64)
+
+
+def check_init(spec: GridSpec, init: Mapping[str, Any]) -> dict[str, np.ndarray]:
+    """Validate user-given arrays against the spec's shapes; return float64 copies with canonical shapes."""
+    if not isinstance(init, Mapping):
+        raise ValueError(f"init: must be None or a dict of arrays {{{', '.join(INIT_KEYS)}}}")
+    missing = [k for k in INIT_KEYS if k not in init]
+    extra = sorted(set(init) - set(INIT_KEYS))
+    if missing or extra:
+        raise ValueError(f"init: needs exactly the arrays {', '.join(INIT_KEYS)} (missing {missing}, unknown {extra})")
+    n, N = spec.width, spec.n_samples
+    want = {"X": (N, n), "Y": (N, 1), "W0": (n, n), "W1": (n, 1)}
+    out = {}
+    for k in INIT_KEYS:
+        a = np.asarray(init[k], dtype=np.float64)
+        if k in ("Y", "W1") and a.ndim == 1:
+            a = a.reshape(-1, 1)
+        if a.shape != want[k]:
+            raise ValueError(
+                f"init: {k} must have shape {want[k]} for width {n} and dataset size {N}, got {a.shape}"
+            )
+        if not np.all(np.isfinite(a)):
+            raise ValueError(f"init: {k} contains non-finite values")
+        out[k] = np.ascontiguousarray(a)
+    return out
+
+
+def init_hash(init: Mapping[str, Any] | None) -> str:
+    """A stable digest of user-given arrays (shapes and float64 values), for the cache key; '' for None.
+    A 1-D ``Y`` or ``W1`` hashes like the column it is used as, so equal computations share a key."""
+    if init is None:
+        return ""
+    h = hashlib.sha256()
+    for k in sorted(init):
+        a = np.ascontiguousarray(np.asarray(init[k], dtype=np.float64))
+        if k in ("Y", "W1") and a.ndim == 1:
+            a = a.reshape(-1, 1)
+        h.update(f"{k}:{a.shape};".encode())
+        h.update(a.tobytes())
+    return h.hexdigest()[:16]
+
+
+def hyperparameters(spec: GridSpec, x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per-pixel ``(lr0, lr1, offset)`` (float64) for log10 coordinates ``x`` and ``y`` (same shape)."""
+    x = np.asarray(x, dtype=np.float64)
+    y = np.asarray(y, dtype=np.float64)
+    if spec.phase_space == "lr_vs_lr":
+        return np.power(10.0, x), np.power(10.0, y), np.zeros_like(x)
+    lr = np.power(10.0, y)
+    return lr, lr.copy(), np.power(10.0, x)
+
+
+def _problem(spec: GridSpec, init: Mapping[str, Any] | None, device: torch.device):
+    data = draw_init(spec) if init is None else check_init(spec, init)
+    return make_problem(spec.activation, data["X"], data["Y"], data["W0"], data["W1"], spec.steps,
+                        draw_batches(spec), DTYPES[spec.dtype], device)
+
+
+# ------------------------------------------------------------------------------------------------ tiles, grids
+
+
+def _train_tile(problem, tile: GridTile, on_progress=None, should_stop=None) -> TileResult:
+    xs, ys = np.meshgrid(tile.x_values, tile.y_values)  # (rows, cols), row-major pixel order
+    lr0, lr1, offset = hyperparameters(tile.grid, xs.ravel(), ys.ravel())
+    losses, steps_run = train_pixels(
+        problem, lr0, lr1, offset, tile.grid.offset_every_step, on_progress=on_progress, should_stop=should_stop
+    )
+    measure = convergence_measure(losses).reshape(tile.shape)
+    return TileResult(tile, measure, measure < 0, steps_run)
+
+
+_PROCESS_PROBLEMS: dict[str, Any] = {}
+
+
+def _tile_in_process(init, tile: GridTile, on_progress, should_stop) -> TileResult:
+    """A tile in a worker process: the problem (data, weights) is built once per process and spec."""
+    key = tile.grid.content_hash()
+    if key not in _PROCESS_PROBLEMS:
+        _PROCESS_PROBLEMS.clear()
+        _PROCESS_PROBLEMS[key] = _problem(tile.grid, init, torch.device("cpu"))
+    return _train_tile(_PROCESS_PROBLEMS[key], tile, on_progress, should_stop)
+
+
+def run_tile(tile: GridTile, init=None, progress=None, cancel=None, device=None) -> TileResult:
+    """Compute one tile on its own (what a cluster worker would run). Same numbers as inside ``run_grid``."""
+    dev = resolve_device(device)
+    problem = _problem(tile.grid, init, dev)
+    total = tile.shape[0] * tile.shape[1] * tile.grid.steps
+    done = [0]
+
+    def on_progress(work):
+        done[0] += work
+        if progress is not None:
+            progress(min(1.0, done[0] / total))
+
+    stop = (lambda: cancel.is_set()) if cancel is not None else None
+    with executor.single_threaded_ops(dev):
+        res = _train_tile(problem, tile, on_progress, stop)
+    if cancel is not None and cancel.is_set():
+        raise Cancelled("trainability tile cancelled")
+    return res
+
+
+def run_grid(spec: GridSpec, init=None, progress=None, cancel=None, device=None) -> GridResult:
+    """Train one network per pixel of ``spec`` and return the convergence measure of each.
+
+    ``init``: None (draw from ``spec.seed``, see :func:`draw_init`) or a dict of arrays ``{X, Y, W0, W1}`` used
+    exactly as given. ``progress(fraction)`` is called from the calling thread as tiles advance; when
+    ``cancel.is_set()`` becomes true the work stops and :class:`engine.errors.Cancelled` is raised.
+    ``device``: None/"auto" (CUDA if available), "cpu", "cuda", ...
+    """
+    if not isinstance(spec, GridSpec):
+        raise ValueError(f"spec: must be a GridSpec, got {type(spec).__name__}")
+    t0 = time.perf_counter()
+    dev = resolve_device(device)
+    problem = _problem(spec, init, dev)
+    n_workers = executor.workers(dev)
+    tiles = spec.tiles(executor.default_tile_size(spec, dev, n_workers))
+    n_workers = min(n_workers, len(tiles))
+    total = network_steps(spec)
+    if executor.use_processes(total, dev, n_workers):
+        from concurrent.futures.process import BrokenProcessPool
+
+        payload = None if init is None else check_init(spec, init)
+        try:
+            results = executor.run_in_processes(tiles, _tile_in_process, payload, n_workers, total, progress,
+                                                cancel)
+            return _assemble(spec, results, init, t0, progress)
+        except BrokenProcessPool:
+            pass  # a worker could not start (see run_in_processes): the same result on threads
+    results = executor.run_in_threads(tiles, functools.partial(_train_tile, problem), n_workers, total, progress,
+                                      cancel, dev)
+    return _assemble(spec, results, init, t0, progress)
+
+
+def _assemble(spec: GridSpec, results, init, t0: float, progress) -> GridResult:
+    """Stitch tile results into the grid's arrays (tiles never overlap, so order does not matter)."""
+    measure = np.empty(spec.shape, dtype=np.float64)
+    steps_run = 0
+    for r in results:
+        (r0, r1), (c0, c1) = r.tile.rows, r.tile.cols
+        measure[r0:r1, c0:c1] = r.measure
+        steps_run += r.steps_run
+    if progress is not None:
+        progress(1.0)
+    return GridResult(spec=spec, measure=measure, converged=measure < 0, x_values=spec.x_values,
+                      y_values=spec.y_values, elapsed_s=time.perf_counter() - t0, steps_run=steps_run,
+                      init_hash=init_hash(init) or None)
+
+
+def pixel_loss_curve(spec: GridSpec, x: float, y: float, init=None, device=None) -> np.ndarray:
+    """The ``T`` recorded losses of the single network at log10 coordinates ``(x, y)``, recomputed with the same
+    data, weights and minibatch draws as the grid (float64; ``+inf`` after the first non-finite loss).
+
+    At a grid pixel's own coordinates the curve gives the grid's verdict, and its measure to ~1e-6: a single
+    network runs in differently shaped tensor ops than a tile, and BLAS rounds the last bit per shape.
+    """
+    dev = resolve_device(device)
+    problem = _problem(spec, init, dev)
+    lr0, lr1, offset = hyperparameters(spec, np.array([float(x)]), np.array([float(y)]))
+    with executor.single_threaded_ops(dev):
+        losses, _ = train_pixels(problem, lr0, lr1, offset, spec.offset_every_step, slots=1)
+    return losses[0]

@@ -1,0 +1,354 @@
+"""Zoom videos into the trainability boundary, from one recomputed grid per factor-2 zoom level.
+
+A grid per frame would cost far too much; like the authors' video, frames between two keyframes are cut out of
+the outer one and blended with the inner one as the zoom comes closer, so a video of L levels costs L + 1 grids
+and the detail never runs out. The task writes ``video.mp4`` (H.264, imageio-ffmpeg), ``video.gif``,
+``preview.png`` (the deepest keyframe), ``views.json`` and ``spec.json``; :func:`video_files` reads them back.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import json
+from pathlib import Path
+from typing import Callable, Sequence
+
+import numpy as np
+
+from engine.errors import Cancelled
+from engine.png import png_bytes
+from engine.specs import SpecMixin, spec_field
+from engine.trainability.colours import colorize, equalized_values
+from engine.trainability.grid import run_grid
+from engine.trainability.spec import AXIS_LIMIT, GridSpec
+from engine.trainability.views import (View, check_view, interpolate_view, keyframe_views, promote_dtype,
+                                       same_view, view_of)
+
+FORMATS = ("mp4", "gif")  # the registry of output formats a page can offer
+MAX_LEVELS = 40  # factor-2 levels in one video; 2^40 is far below float64 resolution of a range anyway
+MAX_FRAMES = 4000
+PREVIEW = "preview.png"
+
+
+@dataclasses.dataclass(frozen=True)
+class VideoSpec(SpecMixin):
+    """A zoom video: the physics and current view (``grid``, whose resolution is ignored), where the zoom starts
+    (the preset's full range, or a ``path`` of views, outermost first), and the video's form."""
+
+    grid: GridSpec
+    full_x_range: tuple[float, float] | None = spec_field(
+        None, range=(-AXIS_LIMIT, AXIS_LIMIT), help="Where the zoom starts on x (log10; the preset's full range).")
+    full_y_range: tuple[float, float] | None = spec_field(
+        None, range=(-AXIS_LIMIT, AXIS_LIMIT), help="Where the zoom starts on y (log10; the preset's full range).")
+    path: tuple[tuple[float, float, float, float], ...] = ()
+    resolution: tuple[int, int] = spec_field(
+        (128, 128), range=(16, 1024), label="Keyframe resolution",
+        help="Pixels per side of each keyframe (even numbers); frames are this times the upscale.")
+    upscale: int = spec_field(2, range=(1, 4), help="Frame pixels per keyframe pixel (smooth, not blocky).")
+    frames_per_level: int = spec_field(
+        16, range=(2, 240), label="Frames per ×2 level", help="Frames between two keyframes a factor 2 apart.")
+    fps: int = spec_field(16, range=(1, 60), label="Frames per second", help="Playback speed.")
+    formats: tuple[str, ...] = ("mp4", "gif")
+    zoom_out: bool = spec_field(False, label="Zoom out instead of in", help="Play the zoom backwards.")
+
+    def __post_init__(self) -> None:
+        grid = self.grid
+        if isinstance(grid, dict):
+            grid = GridSpec.from_dict(grid)
+        if not isinstance(grid, GridSpec):
+            raise ValueError(f"grid: must be a GridSpec (the current view), got {type(grid).__name__}")
+        object.__setattr__(self, "grid", grid)
+        if isinstance(self.resolution, (int, np.integer)):
+            object.__setattr__(self, "resolution", (int(self.resolution), int(self.resolution)))
+        self.check_fields()
+        if any(r % 2 for r in self.resolution):
+            raise ValueError(f"resolution: an even number of pixels per axis (n_x, n_y), got {self.resolution!r}")
+        formats = tuple(self.formats)
+        if not formats or any(f not in FORMATS for f in formats) or len(set(formats)) != len(formats):
+            raise ValueError(f"formats: a non-empty selection of {FORMATS} without repeats, got {self.formats!r}")
+        object.__setattr__(self, "formats", formats)
+        path = tuple(check_view(f"path[{i}]", v) for i, v in enumerate(self.path))
+        object.__setattr__(self, "path", path)
+        for name in ("full_x_range", "full_y_range"):
+            r = getattr(self, name)
+            if r is not None and not r[0] < r[1]:
+                raise ValueError(f"{name}: needs finite lo < hi, got {r!r}")
+        if not path and (self.full_x_range is None or self.full_y_range is None):
+            raise ValueError("full_x_range: give the preset's full range (full_x_range and full_y_range), or a "
+                             "path of at least two views")
+        views = self.waypoints()
+        if len(views) < 2:
+            raise ValueError("path: the zoom needs two different views (the current view is the full range: "
+                             "zoom in first)")
+        n_levels = len(keyframe_views(views)) - 1
+        if n_levels > MAX_LEVELS:
+            raise ValueError(f"path: {n_levels} factor-2 zoom levels; at most {MAX_LEVELS} fit in one video")
+        if n_levels * int(self.frames_per_level) + 1 > MAX_FRAMES:
+            raise ValueError(f"frames_per_level: {n_levels} levels x {self.frames_per_level} frames exceeds "
+                             f"{MAX_FRAMES} frames")
+
+    def waypoints(self) -> list[View]:
+        """The views the zoom passes through, in play order before ``zoom_out`` (repeats removed)."""
+        if self.path:
+            raw = list(self.path)
+        else:
+            raw = [(*self.full_x_range, *self.full_y_range), view_of(self.grid)]
+        out: list[View] = []
+        for v in raw:
+            if not out or not same_view(out[-1], v):
+                out.append(v)
+        return out
+
+    def keyframes(self) -> list[View]:
+        """Every keyframe view (one per factor-2 level, plus the ends)."""
+        return keyframe_views(self.waypoints())
+
+    @property
+    def n_frames(self) -> int:
+        return (len(self.keyframes()) - 1) * int(self.frames_per_level) + 1
+
+    @property
+    def frame_size(self) -> tuple[int, int]:
+        """(width, height) of a frame in pixels."""
+        return (self.resolution[0] * int(self.upscale), self.resolution[1] * int(self.upscale))
+
+    def keyframe_grid(self, view: View) -> GridSpec:
+        """The GridSpec that computes one keyframe: the same physics at the keyframe's view and resolution, in
+        float64 where float32 cannot resolve that view (the explorer's rule)."""
+        spec = dataclasses.replace(self.grid, x_range=(view[0], view[1]), y_range=(view[2], view[3]),
+                                   resolution=tuple(self.resolution))
+        return promote_dtype(spec)[0]
+
+
+# ------------------------------------------------------------------------------------------------ frames
+FEATHER = 0.08  # the inner keyframe fades in over this fraction of the frame's side at its border
+
+
+def _resample_matrix(coords: np.ndarray, n_src: int, step: float) -> np.ndarray:
+    """Rows of weights turning ``n_src`` source samples into samples at continuous source ``coords``.
+
+    A tent filter whose half-width is max(1, ``step``) source pixels: plain linear interpolation when the
+    frame enlarges the keyframe, an area-like average when it shrinks it (so fractal detail does not alias
+    into flicker). Coordinates beyond the edges use the edge pixel.
+    """
+    support = max(1.0, float(step))
+    idx = np.arange(n_src, dtype=np.float64)
+    c = np.clip(coords, 0.0, n_src - 1.0)
+    w = np.maximum(0.0, 1.0 - np.abs(idx[None, :] - c[:, None]) / support)
+    w /= w.sum(axis=1, keepdims=True)
+    return w
+
+
+@dataclasses.dataclass
+class _Placement:
+    """How one keyframe lands on a frame: resampling matrices, soft coverage and the pixels in view."""
+
+    wy: np.ndarray  # (frame h, key h)
+    wx: np.ndarray  # (frame w, key w)
+    cover: np.ndarray  # (frame h, frame w) in [0, 1]: 1 well inside the keyframe, 0 outside, a ramp between
+    in_view: np.ndarray  # (key h, key w) bool: keyframe pixels inside the frame's view
+
+
+def _place(key_shape: tuple[int, int], key: View, frame: View, out_shape: tuple[int, int],
+           feather_px: float) -> _Placement:
+    """Pixel j of an n-pixel view sits at lo + j * (hi - lo) / (n - 1), as ``logspace(lo, hi, n)`` places grid
+    points; so does every frame pixel. ``feather_px`` is the width (frame pixels) of the coverage ramp."""
+    h, w = out_shape
+    kh, kw = key_shape
+    per_axis = []
+    for n_out, n_key, lo, hi, klo, khi in ((h, kh, frame[2], frame[3], key[2], key[3]),
+                                          (w, kw, frame[0], frame[1], key[0], key[1])):
+        f = np.linspace(lo, hi, n_out)
+        c = (f - klo) / (khi - klo) * (n_key - 1)
+        step = (hi - lo) / (khi - klo) * (n_key - 1) / max(n_out - 1, 1)  # key pixels per frame pixel
+        # distance (in frame pixels) from each frame pixel inward to the keyframe's edge
+        inside = np.minimum(c + 0.5, n_key - 0.5 - c) / max(step, 1e-300)
+        ramp = np.clip(inside / feather_px, 0.0, 1.0) if feather_px > 0 else (inside >= 0).astype(np.float64)
+        kpos = klo + np.arange(n_key) * (khi - klo) / max(n_key - 1, 1)
+        pad = 0.5 * (hi - lo) / max(n_out - 1, 1)
+        per_axis.append((_resample_matrix(c, n_key, step), ramp, (kpos >= lo - pad) & (kpos <= hi + pad)))
+    (wy, ry, vy), (wx, rx, vx) = per_axis
+    return _Placement(wy, wx, ry[:, None] * rx[None, :], vy[:, None] & vx[None, :])
+
+
+def _resample(rgb: np.ndarray, p: _Placement) -> np.ndarray:
+    """Separable resampling (two matrix products): rows with ``wy``, then columns with ``wx``."""
+    wxt = np.ascontiguousarray(p.wx.T)
+    return np.stack([p.wy @ np.ascontiguousarray(rgb[..., c]) @ wxt for c in range(rgb.shape[2])], axis=-1)
+
+
+def compose_frame(outer: np.ndarray, outer_view: View, inner: np.ndarray, inner_view: View, view: View, u: float,
+                  out_shape: tuple[int, int], feather: float = FEATHER) -> np.ndarray:
+    """One in-between frame at fraction ``u`` of the way from keyframe ``outer`` to keyframe ``inner``.
+
+    ``outer`` and ``inner`` are *measures* (rows = y ascending). The frame shows ``view``: the outer keyframe
+    cut and resized, blended with weight ``u`` with the inner keyframe where that covers the frame (fading in
+    over a border that narrows as u -> 1). Both keyframes are coloured with one equalisation for the frame,
+    from the pixels in view weighted (1 - u) for the outer and u for the inner keyframe, so equal measures get
+    equal colours (no visible seam) and the colours move continuously: at u = 0 the frame is exactly the outer
+    keyframe's own picture, at u = 1 the inner's. Returns float RGB (h, w, 3), rows = y ascending. For a zoom
+    out or a pan (neither keyframe covers everything) each pixel blends whichever keyframes cover it.
+    """
+    h, w = out_shape
+    fpx = feather * min(h, w) * (1.0 - u)
+    pa = _place(outer.shape, outer_view, view, out_shape, fpx)
+    pb = _place(inner.shape, inner_view, view, out_shape, fpx)
+    if u <= 0.0:  # exactly the outer keyframe's own picture (the same code path as render_measure)
+        return _resample(colorize(equalized_values(outer)).astype(np.float64), pa)
+    ref_a, ref_b = outer[pa.in_view], inner[pb.in_view]
+    if ref_a.size == 0:
+        ref_a = outer.ravel()
+    if ref_b.size == 0:
+        ref_b = inner.ravel()
+    reference = np.concatenate([ref_a, ref_b])
+    weights = np.concatenate([np.full(ref_a.size, (1.0 - u) / ref_a.size), np.full(ref_b.size, u / ref_b.size)])
+    a = _resample(colorize(equalized_values(outer, reference, reference_weights=weights)).astype(np.float64), pa)
+    b = _resample(colorize(equalized_values(inner, reference, reference_weights=weights)).astype(np.float64), pb)
+    wa = (1.0 - u) * pa.cover
+    wb = u * pb.cover
+    none = (wa + wb) <= 1e-12
+    wa = np.where(none, 1.0 - u, wa)
+    wb = np.where(none, u, wb)
+    return (wa[..., None] * a + wb[..., None] * b) / (wa + wb)[..., None]
+
+
+def make_frames(keyframe_measures: Sequence[np.ndarray], views: Sequence[View], frames_per_level: int,
+                out_shape: tuple[int, int], cancel=None) -> list[np.ndarray]:
+    """All frames of the video from its keyframe measures, as uint8 RGB with the top row = largest y.
+
+    ``len(views) - 1`` levels of ``frames_per_level`` frames each, then the last keyframe: the first frame is
+    keyframe 0's view and the last the final view.
+    """
+    if len(keyframe_measures) != len(views) or len(views) < 2:
+        raise ValueError("views: need one keyframe measure per view, and at least two views")
+    with _single_threaded_blas():
+        return _make_frames(keyframe_measures, views, frames_per_level, out_shape, cancel)
+
+
+@contextlib.contextmanager
+def _single_threaded_blas():
+    """Frame products are small (a few hundred rows): BLAS threads only spin, and on a busy 2-core machine
+    they made each frame 20x slower (measured: 57 ms vs 2.7 ms for one 256x128x256 product pair)."""
+    try:
+        from threadpoolctl import threadpool_limits
+    except ImportError:  # scikit-learn brings it; without it frames are merely slower
+        yield
+        return
+    with threadpool_limits(limits=1, user_api="blas"):
+        yield
+
+
+def _make_frames(keyframe_measures, views, frames_per_level, out_shape, cancel) -> list[np.ndarray]:
+    frames = []
+    for k in range(len(views) - 1):
+        for j in range(frames_per_level):
+            if cancel is not None and cancel.is_set():
+                raise Cancelled("zoom video cancelled while composing frames")
+            u = j / frames_per_level
+            view = interpolate_view(views[k], views[k + 1], u)
+            frames.append(_to_uint8(compose_frame(keyframe_measures[k], views[k], keyframe_measures[k + 1],
+                                                  views[k + 1], view, u, out_shape)))
+    last = keyframe_measures[-1]
+    frames.append(_to_uint8(compose_frame(last, views[-1], last, views[-1], views[-1], 0.0, out_shape)))
+    return frames
+
+
+def _to_uint8(frame: np.ndarray) -> np.ndarray:
+    return np.ascontiguousarray(np.clip(np.rint(frame), 0, 255).astype(np.uint8)[::-1])
+
+
+# ------------------------------------------------------------------------------------------------ writing
+def write_mp4(path: Path, frames: Sequence[np.ndarray], fps: int) -> None:
+    """H.264 MP4 (yuv420p, so every browser plays it); frame sides must be even."""
+    import imageio.v2 as imageio
+
+    writer = imageio.get_writer(str(path), format="FFMPEG", mode="I", fps=fps, codec="libx264",
+                                pixelformat="yuv420p", quality=8, macro_block_size=2,
+                                ffmpeg_log_level="error")
+    try:
+        for f in frames:
+            writer.append_data(f)
+    finally:
+        writer.close()
+
+
+def write_gif(path: Path, frames: Sequence[np.ndarray], fps: int) -> None:
+    """Looping GIF; GIF timing is in 10 ms steps, so the frame time is rounded to that."""
+    from PIL import Image
+
+    duration = max(20, int(round(100.0 / fps)) * 10)
+    images = [Image.fromarray(f) for f in frames]
+    images[0].save(str(path), format="GIF", save_all=True, append_images=images[1:], duration=duration, loop=0,
+                   optimize=False, disposal=1)
+
+
+def run_to_dir(spec: VideoSpec, out_dir: Path, progress: Callable | None = None, cancel=None) -> None:
+    """Compute the keyframes with ``run_grid``, compose the frames, write the video files into ``out_dir``.
+
+    Progress: 90% for the keyframes (each grid's own progress folded in), the rest for frames and encoding;
+    an info dict ``{"stage", "keyframe", "keyframes"}`` marks each finished keyframe.
+    """
+    out_dir = Path(out_dir)
+    views = spec.keyframes()
+    n_key = len(views)
+
+    def report(fraction: float, info: dict | None = None) -> None:
+        if progress is not None:
+            progress(min(1.0, max(0.0, fraction)), info)
+
+    def check() -> None:
+        if cancel is not None and cancel.is_set():
+            raise Cancelled("zoom video cancelled")
+
+    images: list[np.ndarray] = []
+    done: dict[View, np.ndarray] = {}
+    for k, view in enumerate(views):
+        check()
+        if view in done:  # a path that revisits a view reuses its keyframe
+            images.append(done[view])
+        else:
+            def grid_progress(f, *_, k=k):
+                report(0.9 * (k + float(f)) / n_key)
+
+            result = run_grid(spec.keyframe_grid(view), progress=grid_progress, cancel=cancel)
+            measure = np.asarray(result.measure, dtype=np.float64)
+            done[view] = measure
+            images.append(measure)
+        report(0.9 * (k + 1) / n_key, {"stage": "keyframe", "keyframe": k + 1, "keyframes": n_key})
+
+    width, height = spec.frame_size
+    frames = make_frames(images, views, int(spec.frames_per_level), (height, width), cancel=cancel)
+    if spec.zoom_out:
+        frames = frames[::-1]
+    report(0.93, {"stage": "frames", "frames": len(frames)})
+    check()
+    if "mp4" in spec.formats:
+        write_mp4(out_dir / "video.mp4", frames, int(spec.fps))
+        report(0.96, {"stage": "mp4"})
+    check()
+    if "gif" in spec.formats:
+        write_gif(out_dir / "video.gif", frames, int(spec.fps))
+        report(0.99, {"stage": "gif"})
+    (out_dir / PREVIEW).write_bytes(png_bytes(frames[-1] if not spec.zoom_out else frames[0]))
+    (out_dir / "views.json").write_text(json.dumps({
+        "keyframes": [list(v) for v in views], "frames": len(frames), "frames_per_level": spec.frames_per_level,
+        "fps": spec.fps, "frame_size": list(spec.frame_size), "zoom_out": spec.zoom_out}, indent=2))
+    (out_dir / "spec.json").write_text(spec.to_json(indent=2))
+    report(1.0, {"stage": "done", "frames": len(frames)})
+
+
+def video_files(result_dir: Path) -> dict[str, bytes]:
+    """The video files of a finished ``zoom_video`` result, by format (``{"mp4": ..., "gif": ...}``)."""
+    out = {}
+    for fmt in FORMATS:
+        path = Path(result_dir) / f"video.{fmt}"
+        if path.exists():
+            out[fmt] = path.read_bytes()
+    return out
+
+
+def thumbnail(result_dir: Path) -> bytes | None:
+    """The deepest keyframe as PNG (the store's picture of a video), or None if there is none."""
+    path = Path(result_dir) / PREVIEW
+    return path.read_bytes() if path.exists() else None

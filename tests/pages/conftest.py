@@ -1,0 +1,19 @@
+"""Pages are opened inside the app (app.py, then switch_page): every page draws the sidebar from ui.nav, whose
+links need the app's entry point."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from streamlit.testing.v1 import AppTest
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def open_page(page_file: str, timeout: float = 60, **query: str) -> AppTest:
+    """An AppTest of ``page_file`` (e.g. ``"pages/4_Runs.py"``) with ``query`` as its link, not yet run."""
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=timeout)
+    at.switch_page(page_file)
+    for k, v in query.items():
+        at.query_params[k] = v
+    return at

@@ -1,0 +1,93 @@
+"""The "Fractal dimension" tab: the boundary's box-counting dimension in this view, pooled over the levels
+visited, and the published value of the experiment beside them, with the log-log plot and CSVs behind them."""
+
+from __future__ import annotations
+
+import math
+
+import pandas as pd
+import plotly.graph_objects as go
+import streamlit as st
+
+from engine.trainability import combined_dimension, published_dimension
+from ui.downloads import download_row
+from ui.trainability import compute, session
+
+
+def _fmt(value: float | None) -> str:
+    return "—" if value is None or not math.isfinite(value) else f"{value:.3f}"
+
+
+def _interval(interval) -> str | None:
+    lo, hi = interval
+    if lo is None or hi is None or not (math.isfinite(lo) and math.isfinite(hi)):
+        return None
+    return f"95 % interval {lo:.3f} – {hi:.3f}"
+
+
+def dimension_section(state: dict, jobs: compute.ViewJobs) -> None:
+    if jobs.shown is None:
+        st.info("The dimension of the boundary is measured once the map is computed.")
+        return
+    est = jobs.shown.estimate()
+    visited = []
+    for lvl, v in enumerate(state["path"]):
+        result = compute.result_of(session.view_spec(state, v)[0])
+        if result is not None:
+            visited.append((lvl, v, result.estimate()))
+    combined = combined_dimension([e for _, _, e in visited]) if visited else None
+    published = published_dimension(state["preset"])
+    c = st.columns(4)
+    c[0].metric("This view", _fmt(est.dimension), delta=_interval(est.interval), delta_color="off",
+                delta_arrow="off",
+                help="Least-squares slope of log N against log box size, over the sizes where counts are "
+                     "neither saturated nor too few.")
+    c[1].metric("Paper's estimator, this view", _fmt(est.paper_dimension),
+                help="Median local slope over 10 log-spaced box sizes from 10 px (porespy's boxcount), as "
+                     "the paper computed it.")
+    if combined is not None:
+        c[2].metric(f"Combined, {len(visited)} level(s) visited", _fmt(combined.dimension),
+                    delta=_interval(combined.interval), delta_color="off", delta_arrow="off",
+                    help="One slope fitted to every visited level's box counts. The paper's estimator pooled "
+                         f"over the same levels: {_fmt(combined.paper_dimension)}")
+    if published:
+        c[3].metric(f"Published ({published['experiment']})", f"{published['value']:.2f}")
+    if est.reason:
+        st.caption(f"Note: {est.reason}")
+    if jobs.showing_preview:
+        st.caption("Measured on the coarse preview; it updates when the full resolution arrives.")
+    if len(est.sizes):
+        st.plotly_chart(_loglog_figure(est), key="tx_dim_plot", width="stretch")
+    if published:
+        st.caption(published["note"])
+    rows = pd.DataFrame(est.table())
+    levels = pd.DataFrame([
+        {"level": lvl, "x0": v[0], "x1": v[1], "y0": v[2], "y1": v[3], "dimension": e.dimension,
+         "interval_low": e.interval[0], "interval_high": e.interval[1], "paper_dimension": e.paper_dimension}
+        for lvl, v, e in visited
+    ])
+    download_row({
+        "box_counts.csv": (rows.to_csv(index=False).encode(), "text/csv"),
+        "dimension_by_level.csv": (levels.to_csv(index=False).encode(), "text/csv"),
+    }, key="tx_dl_dim", labels={"box_counts.csv": "⬇ Box counts (CSV)",
+                                "dimension_by_level.csv": "⬇ Estimates per level (CSV)"})
+
+
+def _loglog_figure(est) -> go.Figure:
+    """Box counts against box size, the sizes inside the fit, the fitted line and the paper's counts."""
+    fig = go.Figure()
+    fit = est.in_fit
+    fig.add_trace(go.Scatter(x=est.sizes[~fit], y=est.counts[~fit], mode="markers", name="box counts",
+                             marker=dict(color="#999", size=8)))
+    fig.add_trace(go.Scatter(x=est.sizes[fit], y=est.counts[fit], mode="markers", name="counts in the fit",
+                             marker=dict(color="#3288bd", size=9)))
+    if math.isfinite(est.dimension):
+        fig.add_trace(go.Scatter(x=est.sizes[fit], y=est.fitted_counts()[fit], mode="lines",
+                                 name=f"fit: slope −{est.dimension:.3f}", line=dict(color="#d53e4f")))
+    if len(est.paper_sizes):
+        fig.add_trace(go.Scatter(x=est.paper_sizes, y=est.paper_counts, mode="markers", name="paper's counts",
+                                 marker=dict(symbol="x", color="#5e4fa2", size=8)))
+    fig.update_xaxes(type="log", title="box size s (pixels)")
+    fig.update_yaxes(type="log", title="boxes N(s) touching the boundary")
+    fig.update_layout(height=380, margin=dict(l=60, r=20, t=30, b=50), legend=dict(orientation="h", y=1.08, x=0))
+    return fig

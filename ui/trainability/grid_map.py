@@ -1,0 +1,121 @@
+"""The map and the column beside it: the heatmap you click or box-select to zoom (a placeholder as tall as the
+map while a view computes), the converged fraction, the jobs' live progress and the downloads."""
+
+from __future__ import annotations
+
+import numpy as np
+import streamlit as st
+
+import runs
+from engine.trainability import PHASE_SPACES
+from engine.trainability.colours import SPECTRAL_COLORSCALE, equalized_values, legend_colours
+from ui.downloads import download_row
+from ui.format import LIVE_STATES
+from ui.heatmap import coordinate_decimals, format_coordinate, heatmap_figure
+from ui.jobs import job_progress_panel
+from ui.trainability import compute, navigation, pixel
+
+MAP_HEIGHT = 640
+
+
+@st.cache_data(max_entries=64, show_spinner=False)
+def _figure_payload(result_dir: str) -> tuple:
+    """Colours and hover texts of a result (the slow part of drawing a 256² map, so cached per folder)."""
+    r = compute.load_result(result_dir)
+    m, conv, spec = r.measure, r.converged, r.spec
+    ny, nx = m.shape
+    (x0, x1), (y0, y1) = spec.x_range, spec.y_range
+    dx, dy = coordinate_decimals(x1 - x0, max(nx, 10)), coordinate_decimals(y1 - y0, max(ny, 10))
+    phase = PHASE_SPACES[spec.phase_space]
+    xt = [f"{phase.x_short} = 10^{format_coordinate(v, dx)} = {10 ** v:.5g}" for v in spec.x_values]
+    yt = [f"{phase.y_short} = 10^{format_coordinate(v, dy)} = {10 ** v:.5g}" for v in spec.y_values]
+    verdict = np.where(conv, "✓ converged", "✗ diverged")
+    hover = np.empty((ny, nx), dtype=object)
+    for i in range(ny):
+        for j in range(nx):
+            hover[i, j] = f"{xt[j]}<br>{yt[i]}<br>{verdict[i, j]} (measure {m[i, j]:.4g})"
+    return equalized_values(m), hover
+
+
+def map_section(state: dict, jobs: compute.ViewJobs) -> None:
+    """The map of the shown result, wired for click and box zoom; or a placeholder that says what is happening."""
+    if jobs.shown is None:
+        _placeholder(state, jobs)
+        return
+    z, hover = _figure_payload(jobs.shown_dir)
+    spec = jobs.shown.spec
+    phase = PHASE_SPACES[spec.phase_space]
+    inspected = pixel.snapped(state, jobs)
+    legend = list(zip(("converged (trainable)", "diverged"), legend_colours()))
+    fig = heatmap_figure(
+        z, (*spec.x_range, *spec.y_range), colorscale=SPECTRAL_COLORSCALE, zmin=-1, zmax=1, hover_text=hover,
+        x_title=phase.x_label, y_title=phase.y_label, legend=legend,
+        marker=(inspected["x"], inspected["y"]) if inspected else None, height=MAP_HEIGHT,
+    )
+    chart_key = f"tx_map_{state['rev']}"  # a new key per view: the new view starts with an empty selection
+    st.plotly_chart(fig, key=chart_key, on_select=lambda: navigation.on_map_select(chart_key),
+                    selection_mode=("points", "box"), width="stretch",
+                    config={"displaylogo": False, "scrollZoom": False,
+                            "modeBarButtonsToRemove": ["lasso2d", "autoScale2d"]})
+    if jobs.showing_preview:
+        st.caption(f"Preview at {spec.n_x} × {spec.n_y}; refining to {jobs.spec.n_x} × {jobs.spec.n_y}…")
+
+
+def _placeholder(state: dict, jobs: compute.ViewJobs) -> None:
+    with st.container(height=MAP_HEIGHT, border=True):
+        states = {s.state for s in (jobs.fine, jobs.coarse) if s is not None}
+        if not state["autorun"] and not states:
+            st.info("Press **Compute this view** in the sidebar to train the grid of networks for this "
+                    "preset. A coarse preview appears within seconds, then the full resolution.",
+                    icon=":material/arrow_back:")
+        elif states and not states & set(LIVE_STATES):
+            st.warning("This view was not computed (the job failed or was cancelled: see the right-hand "
+                       "panel). Press **Compute this view** to try again.", icon=":material/error:")
+        else:
+            st.info("Computing this view… the preview appears as soon as it is ready (progress on the "
+                    "right).", icon=":material/hourglass_top:")
+
+
+def info_section(state: dict, jobs: compute.ViewJobs) -> None:
+    """Beside the map: the converged fraction, the live progress of the view's jobs, and the downloads."""
+    if jobs.shown is not None:
+        st.metric("Converged fraction of this view", f"{100 * jobs.shown.converged.mean():.1f} %",
+                  help="Share of the pixels (networks) in this view whose training converged.")
+    _progress(jobs)
+    if jobs.shown is not None:
+        st.markdown("**Downloads**")
+        shown = jobs.shown
+        stem = f"trainability-{state['preset']}-L{state['level']}-{shown.measure.shape[1]}px"
+        download_row({f"{stem}.png": (shown.png, "image/png"),
+                      f"{stem}-measure.npy": (shown.measure_npy(), "application/octet-stream"),
+                      f"{stem}-spec.json": (shown.spec_json.encode(), "application/json")},
+                     key="tx_dl", columns=1,
+                     labels={f"{stem}.png": "Image (PNG, full resolution)",
+                             f"{stem}-measure.npy": "Raw measure (.npy)",
+                             f"{stem}-spec.json": "Spec (.json)"})
+
+
+def _progress(jobs: compute.ViewJobs) -> None:
+    """Both jobs' panels in one fragment that polls while one is live, and reruns the page when one finishes
+    (the map then shows it, and a finished preview lets the full resolution start)."""
+    live = jobs.live()
+    if not live:
+        return
+    is_live = any(s.state in LIVE_STATES for s, _ in live)
+    before = {s.id: s.state for s, _ in live}
+
+    def cancel_view(_job_id: str) -> None:
+        for s, _ in live:
+            runs.cancel(s.id)
+
+    @st.fragment(run_every=0.5 if is_live else None)
+    def panels() -> None:
+        changed = False
+        for s, title in live:
+            now = job_progress_panel(s.id, key=f"tx_job_{title}", title=title, on_cancel=cancel_view)
+            if now is not None and now.state != before.get(s.id):
+                changed = True
+        if is_live and changed:
+            st.rerun(scope="app")
+
+    panels()

@@ -1,0 +1,80 @@
+"""The "Zoom video" tab: a video from the full range (or along the visited path) into this view, rendered as a
+background job from one grid per factor-2 level, so exploring can go on meanwhile."""
+
+from __future__ import annotations
+
+import streamlit as st
+
+import runs
+from cache import default_store
+from engine.specs import field_info
+from engine.trainability import estimate_seconds, network_steps
+from engine.trainability.video import VideoSpec, video_files
+from ui.downloads import download_row
+from ui.format import format_duration
+from ui.jobs import live_job_fragment
+from ui.spec_form import spec_input
+from ui.trainability import compute
+
+ROUTES = ("full range → this view", "along the visited path")
+SIDES = (32, 64, 96, 128, 192, 256)  # the menu of keyframe sizes
+MIME = {"mp4": "video/mp4", "gif": "image/gif"}
+
+
+def _slider(col, name: str, key: str) -> int:
+    """A slider over a VideoSpec field's declared range, starting at its declared default."""
+    info = field_info(VideoSpec, name)
+    lo, hi = (int(v) for v in info.meta.range)
+    kwargs = {} if key in st.session_state else {"value": int(info.default)}
+    return col.slider(info.label, lo, hi, key=key, help=info.meta.help, **kwargs)
+
+
+def _spec(state: dict, jobs: compute.ViewJobs) -> tuple[VideoSpec | None, str | None]:
+    cols = st.columns(5)
+    route = cols[0].radio("Zoom", ROUTES, key="tx_v_route")
+    res = field_info(VideoSpec, "resolution")
+    sides = [s for s in SIDES if res.meta.range[0] <= s <= res.meta.range[1]]
+    side = cols[1].selectbox(res.label, sides, index=sides.index(res.default[0]), key="tx_v_res",
+                             format_func=lambda r: f"{r} × {r}", help=res.meta.help)
+    per_level = _slider(cols[2], "frames_per_level", "tx_v_fpl")
+    fps = _slider(cols[3], "fps", "tx_v_fps")
+    with cols[4]:
+        zoom_out = spec_input(VideoSpec, "zoom_out", key="tx_v_out")
+    kwargs = dict(grid=jobs.spec, resolution=(side, side), frames_per_level=per_level, fps=fps, zoom_out=zoom_out)
+    if route == ROUTES[1] and state["level"] > 0:
+        kwargs["path"] = tuple(tuple(v) for v in state["path"][: state["level"] + 1])
+    else:
+        root = state["path"][0]
+        kwargs["full_x_range"], kwargs["full_y_range"] = (root[0], root[1]), (root[2], root[3])
+    try:
+        return VideoSpec(**kwargs), None
+    except ValueError as exc:
+        return None, str(exc)
+
+
+def video_section(state: dict, jobs: compute.ViewJobs) -> None:
+    st.caption("A zoom video recomputes one keyframe per ×2 zoom level and glides smoothly between them (as "
+               "the authors' video did), so it costs a few grids, not one per frame. It runs as a job: you can "
+               "keep exploring meanwhile.")
+    spec, error = _spec(state, jobs)
+    if spec is None:
+        st.info(f"No video for this view yet — {error}", icon=":material/movie:")
+        return
+    grids = [spec.keyframe_grid(v) for v in spec.keyframes()]
+    steps, seconds = sum(network_steps(g) for g in grids), sum(estimate_seconds(g) for g in grids)
+    st.markdown(f"{len(grids)} keyframes, {spec.n_frames} frames of {spec.frame_size[0]} × {spec.frame_size[1]} "
+                f"px · {steps / 1e6:.3g} M network-steps · about **{format_duration(seconds)}**")
+    video_id = default_store().key("zoom_video", spec)
+    if st.button("Render zoom video", key="tx_v_go", icon=":material/movie:"):
+        video_id = runs.submit("zoom_video", spec)
+    if runs.status(video_id) is None:
+        return
+    live_job_fragment(video_id, key="tx_v_job", title="Zoom video")
+    result = runs.result_dir(video_id)
+    if result is None:
+        return
+    files = video_files(result)
+    if "mp4" in files:
+        st.video(files["mp4"], format="video/mp4", loop=True)
+    download_row({f"zoom-{state['preset']}.{fmt}": (data, MIME[fmt]) for fmt, data in files.items()},
+                 key="tx_v_dl")
