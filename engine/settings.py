@@ -10,32 +10,27 @@ import math
 import os
 
 
-def env_int(name: str, default: int, lo: int, hi: int) -> int:
-    """The integer in ``$name`` (``default`` when unset or empty), which must lie in ``[lo, hi]``."""
+def _env_number(name: str, default, lo, hi, parse, words: str):
     text = os.environ.get(name, "").strip()
     if not text:
         return default
     try:
-        value = int(text)
+        value = parse(text)
     except ValueError:
-        raise ValueError(f"{name}: must be an integer in [{lo}, {hi}], got {text!r}") from None
-    if not lo <= value <= hi:
-        raise ValueError(f"{name}: must be an integer in [{lo}, {hi}], got {value}")
+        value = None
+    if value is None or not (math.isfinite(value) and lo <= value <= hi):
+        raise ValueError(f"{name}: must be {words} in [{lo:g}, {hi:g}], got {text!r}")
     return value
+
+
+def env_int(name: str, default: int, lo: int, hi: int) -> int:
+    """The integer in ``$name`` (``default`` when unset or empty), which must lie in ``[lo, hi]``."""
+    return _env_number(name, default, lo, hi, int, "an integer")
 
 
 def env_float(name: str, default: float, lo: float, hi: float) -> float:
     """The finite number in ``$name`` (``default`` when unset or empty), which must lie in ``[lo, hi]``."""
-    text = os.environ.get(name, "").strip()
-    if not text:
-        return default
-    try:
-        value = float(text)
-    except ValueError:
-        value = math.nan
-    if not (math.isfinite(value) and lo <= value <= hi):
-        raise ValueError(f"{name}: must be a number in [{lo:g}, {hi:g}], got {text!r}")
-    return value
+    return _env_number(name, default, lo, hi, float, "a number")
 
 
 def env_flag(name: str, default: bool) -> bool:

@@ -58,20 +58,24 @@ class _Bank(nn.Module):
     def per_block_parameters(self) -> int:
         return sum(p[0].numel() for p in self.parameters(recurse=False))
 
+    def _add_mlp(self, count: int, width: int) -> None:
+        """The stacked MLP every block kind ends with: ``W2 gelu(W1 y + b1) + b2``, hidden width MLP_RATIO x."""
+        hidden = MLP_RATIO * width
+        self.w1 = nn.Parameter(_uniform_(torch.empty(count, width, hidden), width))
+        self.b1 = nn.Parameter(torch.zeros(count, hidden))
+        self.w2 = nn.Parameter(_uniform_(torch.empty(count, hidden, width), hidden))
+        self.b2 = nn.Parameter(torch.zeros(count, width))
+
 
 class MLPBank(_Bank):
     """Pre-norm residual MLP blocks: ``x + W2 gelu(W1 LN(x) + b1) + b2`` (states of shape ``(..., width)``)."""
 
     def __init__(self, count: int, width: int, heads: int = 1):
         super().__init__()
-        hidden = MLP_RATIO * width
         self.width = width
         self.ln_w = nn.Parameter(torch.ones(count, width))
         self.ln_b = nn.Parameter(torch.zeros(count, width))
-        self.w1 = nn.Parameter(_uniform_(torch.empty(count, width, hidden), width))
-        self.b1 = nn.Parameter(torch.zeros(count, hidden))
-        self.w2 = nn.Parameter(_uniform_(torch.empty(count, hidden, width), hidden))
-        self.b2 = nn.Parameter(torch.zeros(count, width))
+        self._add_mlp(count, width)
 
     def apply(self, x: torch.Tensor, which: int | torch.Tensor, views: dict | None = None) -> torch.Tensor:
         p = self._params(which, views)
@@ -90,7 +94,6 @@ class TransformerBank(_Bank):
         super().__init__()
         if width % heads:
             raise ValueError(f"heads: must divide width ({width}), got {heads}")
-        hidden = MLP_RATIO * width
         self.width, self.heads = width, heads
         self.ln1_w = nn.Parameter(torch.ones(count, width))
         self.ln1_b = nn.Parameter(torch.zeros(count, width))
@@ -100,10 +103,7 @@ class TransformerBank(_Bank):
         self.bo = nn.Parameter(torch.zeros(count, width))
         self.ln2_w = nn.Parameter(torch.ones(count, width))
         self.ln2_b = nn.Parameter(torch.zeros(count, width))
-        self.w1 = nn.Parameter(_uniform_(torch.empty(count, width, hidden), width))
-        self.b1 = nn.Parameter(torch.zeros(count, hidden))
-        self.w2 = nn.Parameter(_uniform_(torch.empty(count, hidden, width), hidden))
-        self.b2 = nn.Parameter(torch.zeros(count, width))
+        self._add_mlp(count, width)
 
     def apply(self, x: torch.Tensor, which: int | torch.Tensor, views: dict | None = None) -> torch.Tensor:
         p = self._params(which, views)

@@ -130,16 +130,21 @@ def test_structure_inputs_are_consistent():
 # ---- drop-path -----------------------------------------------------------------------------------------------
 
 
+def _sampled_forward(model, g):
+    """One training forward pass with a freshly drawn drop-path sample: (the sample, the convs that ran)."""
+    log = ConvLog(model)
+    model(torch.rand(2, 1, 4, 4), generator=g)
+    log.close()
+    return model.last_sample, log
+
+
 def test_global_drop_path_keeps_one_same_column_in_every_block():
     cfg = _cfg(columns=(3, 2), global_ratio=1.0)
     model = FractalNet(cfg).train()
     g = torch.Generator().manual_seed(0)
     seen_columns = set()
     for _ in range(12):
-        log = ConvLog(model)
-        model(torch.rand(2, 1, 4, 4), generator=g)
-        log.close()
-        s = model.last_sample
+        s, log = _sampled_forward(model, g)
         assert s.mode == "global"
         seen_columns.add(s.column)
         ran = [_conv_id(n) for n in log.names]
@@ -174,10 +179,7 @@ def test_local_drop_path_runs_fewer_convs_and_keeps_at_least_one_input():
     g = torch.Generator().manual_seed(1)
     total = 0
     for _ in range(20):
-        log = ConvLog(model)
-        model(torch.rand(2, 1, 4, 4), generator=g)
-        log.close()
-        s = model.last_sample
+        s, log = _sampled_forward(model, g)
         assert s.mode == "local"
         for active in s.active:
             assert all(len(cols) >= 1 for cols in active.values())
