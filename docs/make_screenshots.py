@@ -53,9 +53,17 @@ def _trainability(pg):
     pg.goto(pg.url.split("?")[0] + "?" + urlencode(query))
     _wait_idle(pg)
     pg.wait_for_selector(".js-plotly-plot .nsewdrag", timeout=300_000)
-    # wait until the full-resolution job (after the coarse preview) is done
+    # wait until the full-resolution job (after the coarse preview) is done: no panel says "running" any more
     pg.wait_for_function("() => !document.body.innerText.includes('Computing')", timeout=300_000)
+    pg.wait_for_function("() => !/(running|queued) ·/.test(document.body.innerText)", polling=1000,
+                         timeout=900_000)
     time.sleep(3)
+
+
+def _runs(pg):
+    # rows draw their thumbnails and links after the list: wait until no element is still a placeholder
+    pg.wait_for_function("() => !document.querySelector('[data-stale=\"true\"], .stSkeleton')", timeout=60_000)
+    time.sleep(2)
 
 
 def _fractalnet(pg):
@@ -76,7 +84,7 @@ PAGES = {
     "trainability": ("/" + nav.EXPLORER.url_path, "trainability_explorer.png", _trainability),
     "fractalnet": ("/" + nav.FRACTALNET_LAB.url_path, "fractalnet_lab.png", _fractalnet),
     "kronecker": ("/" + nav.KRONECKER_LAB.url_path, "kronecker_lab.png", _kronecker),
-    "runs": ("/" + nav.RUNS.url_path, "runs.png", None),
+    "runs": ("/" + nav.RUNS.url_path, "runs.png", _runs),
 }
 
 
