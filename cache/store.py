@@ -1,26 +1,10 @@
-"""The result store: spec hash -> a directory of result files plus ``record.json``, written atomically.
+"""The result store: ``f"{kind}-{spec.content_hash()}"`` -> a folder of result files plus ``record.json``.
 
-Why a directory per entry (not one file): results are several files of different kinds (arrays, a PNG, a
-checkpoint, a video) that a page reads by name, and a task function simply writes them into a folder. Why
-content-addressed: the key is ``f"{kind}-{spec.content_hash(extra)}"``, so asking twice for the same spec finds
-the first answer and nothing is computed twice; the engine version is inside the hash, so a new engine never
-serves stale results.
-
-Layout under the root::
-
-    entries/<key>/            one complete entry: result files + record.json (+ .last_access, the LRU clock)
-    tmp/<tag>.<pid>.<rand>/   entries being written (and job working folders); never read as results
-    jobs/                     the job runner's registry (owned by the runs package, not by this module)
-
-Atomicity: an entry is written into ``tmp/`` (same filesystem), every file is fsync'd, ``record.json`` is
-written last, then the folder is moved into ``entries/`` with one ``os.rename``. A reader therefore sees an
-entry completely or not at all. A process killed mid-write leaves only a folder in ``tmp/`` whose name carries
-the writer's pid; :meth:`Store.cleanup_temp` removes those whose writer is dead (run on every commit).
-Deleting works the other way round: rename out of ``entries/`` first, then remove.
-
-Size limit: ``$FRACTAL_LAB_CACHE_LIMIT_GB`` (default 2) or the ``limit_bytes`` argument. After each commit the
-least-recently-used entries (by the mtime of their ``.last_access`` sidecar, touched on every read through
-this API) are evicted until the store fits; the entry just written is never evicted by its own commit.
+Content-addressed, so the same spec is never computed twice and a new engine version never serves stale
+results. Entries are written in ``tmp/`` and moved into ``entries/`` with one rename (readers see all or
+nothing; a killed writer leaves only ``tmp/`` litter that :meth:`Store.cleanup_temp` removes). The least
+recently read entries are evicted past ``$FRACTAL_LAB_CACHE_LIMIT_GB``. ``jobs/`` under the root belongs to
+:mod:`runs`.
 """
 
 from __future__ import annotations
