@@ -6,7 +6,7 @@ on disk (:mod:`runs`), so a reload or a second tab shows the same panel.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import streamlit as st
@@ -82,32 +82,44 @@ def job_progress_panel(
 
 
 def live_job_fragment(
-    job_id: str | None,
+    job_ids: str | Sequence[str] | None,
     *,
     key: str,
     interval: float = 0.5,
-    title: str | None = None,
+    title: str | Sequence[str] | None = None,
     on_cancel: Callable[[str], None] | None = None,
     extra: Callable[[Any], None] | None = None,
+    draw: Callable[[Any], None] | None = None,
     rerun_app_when_finished: bool = True,
 ) -> None:
-    """Draw ``job_progress_panel`` in a fragment that reruns every ``interval`` seconds while the job is live.
+    """THE live view of one or more jobs: a fragment that reruns every ``interval`` seconds while one is live.
 
-    ``extra(status)`` draws more inside the same fragment (e.g. ``live_curves`` of the job's events). When the
-    job leaves the live states the whole app reruns once (``rerun_app_when_finished``), so the page can draw the
-    finished result; a finished job gets a fragment without ``run_every``, so nothing polls.
+    Each job gets ``job_progress_panel`` (``title``: one per job), or ``draw(status)`` in its place (e.g. a Runs
+    row); ``extra(status)`` draws more after it (e.g. live curves). When a job changes state or disappears, the
+    whole app reruns once (``rerun_app_when_finished``) so the page can draw what follows; when no job is live,
+    nothing polls.
     """
     import runs
 
-    live = job_id is not None and _field(runs.status(job_id), "state") in LIVE_STATES
+    ids = [job_ids] if isinstance(job_ids, str) else [i for i in (job_ids or []) if i]
+    titles = [title] * len(ids) if title is None or isinstance(title, str) else list(title)
+    before = {i: _field(runs.status(i), "state") for i in ids}
+    live = any(state in LIVE_STATES for state in before.values())
 
     @st.fragment(run_every=interval if live else None)
     def _panel() -> None:
-        status = job_progress_panel(job_id, key=key, title=title, on_cancel=on_cancel)
-        if extra is not None and status is not None:
-            extra(status)
-        if live and rerun_app_when_finished and status is not None:
-            if _field(status, "state") not in LIVE_STATES:
-                st.rerun(scope="app")
+        changed = False
+        for job_id, job_title in zip(ids, titles):
+            if draw is None:
+                status = job_progress_panel(job_id, key=key, title=job_title, on_cancel=on_cancel)
+            else:
+                status = runs.status(job_id)
+                if status is not None:
+                    draw(status)
+            if extra is not None and status is not None:
+                extra(status)
+            changed = changed or _field(status, "state") != before[job_id]
+        if live and rerun_app_when_finished and changed:
+            st.rerun(scope="app")
 
     _panel()

@@ -15,7 +15,7 @@ from cache import default_store, human_size
 from runs import kinds
 from ui import nav
 from ui.format import LIVE_STATES, STATE_ICONS, format_duration
-from ui.jobs import job_progress_text
+from ui.jobs import job_progress_text, live_job_fragment
 
 PAGE_SIZE = 25
 
@@ -30,23 +30,13 @@ def run_list(shown: list[runs.JobStatus], total: int) -> None:
     for run in shown[:limit]:
         with st.container(border=True, key=f"run-{run.id}"):
             if run.active:
-                st.fragment(_live_row, run_every=1.0)(run.id)
+                live_job_fragment(run.id, key=f"run-{run.id}", interval=1.0, draw=run_row)
             else:
                 run_row(run)
     if len(shown) > limit:
         if st.button(f"Show more ({len(shown) - limit} not shown)", key="runs-more"):
             st.session_state["runs-limit"] = limit + PAGE_SIZE
             st.rerun()
-
-
-def _live_row(run_id: str) -> None:
-    run = runs.status(run_id)
-    if run is None:
-        st.rerun(scope="app")
-        return
-    run_row(run)
-    if not run.active:
-        st.rerun(scope="app")
 
 
 def run_row(run: runs.JobStatus) -> None:

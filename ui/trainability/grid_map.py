@@ -12,7 +12,7 @@ from engine.trainability.colours import SPECTRAL_COLORSCALE, equalized_values, l
 from ui.downloads import download_row
 from ui.format import LIVE_STATES
 from ui.heatmap import coordinate_decimals, format_coordinate, heatmap_figure
-from ui.jobs import job_progress_panel
+from ui.jobs import live_job_fragment
 from ui.trainability import compute, navigation, pixel
 
 MAP_HEIGHT = 640
@@ -96,26 +96,14 @@ def info_section(state: dict, jobs: compute.ViewJobs) -> None:
 
 
 def _progress(jobs: compute.ViewJobs) -> None:
-    """Both jobs' panels in one fragment that polls while one is live, and reruns the page when one finishes
-    (the map then shows it, and a finished preview lets the full resolution start)."""
+    """Both jobs' panels in one live fragment; a finished job reruns the page (the map then shows it, and a
+    finished preview lets the full resolution start). Cancel stops both."""
     live = jobs.live()
     if not live:
         return
-    is_live = any(s.state in LIVE_STATES for s, _ in live)
-    before = {s.id: s.state for s, _ in live}
 
     def cancel_view(_job_id: str) -> None:
         for s, _ in live:
             runs.cancel(s.id)
 
-    @st.fragment(run_every=0.5 if is_live else None)
-    def panels() -> None:
-        changed = False
-        for s, title in live:
-            now = job_progress_panel(s.id, key=f"tx_job_{title}", title=title, on_cancel=cancel_view)
-            if now is not None and now.state != before.get(s.id):
-                changed = True
-        if is_live and changed:
-            st.rerun(scope="app")
-
-    panels()
+    live_job_fragment([s.id for s, _ in live], key="tx_job", title=[t for _, t in live], on_cancel=cancel_view)
