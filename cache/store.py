@@ -25,7 +25,6 @@ from typing import Any, Iterator
 import numpy as np
 
 from cache import settings
-from cache.settings import DEFAULT_LIMIT_GB, DEFAULT_ROOT
 from engine.io import write_json_atomic
 
 RECORD = "record.json"

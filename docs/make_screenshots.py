@@ -33,14 +33,6 @@ def _wait_idle(pg, timeout_ms=120_000):
     pg.wait_for_function("() => !document.querySelector('[data-testid=\"stStatusWidget\"]')", timeout=timeout_ms)
 
 
-def _click_if_present(pg, selector: str) -> bool:
-    loc = pg.locator(selector)
-    if loc.count():
-        loc.first.click()
-        return True
-    return False
-
-
 def _trainability(pg):
     # Open a shareable link to the tanh preset at 64x64: the explorer computes a linked view by itself.
     sys.path.insert(0, str(ROOT))

@@ -9,7 +9,6 @@ from __future__ import annotations
 import io
 import math
 from collections.abc import Mapping, Sequence
-from typing import Any
 
 import numpy as np
 

@@ -7,7 +7,6 @@ import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-import streamlit as st
 
 def curves_figure(
     events: Sequence[Mapping[str, Any]],
@@ -58,16 +57,3 @@ def curves_figure(
     if log_y:
         fig.update_yaxes(type="log")
     return fig
-
-
-def live_curves(
-    events: Sequence[Mapping[str, Any]],
-    *,
-    key: str | None = None,
-    **figure_kwargs: Any,
-) -> None:
-    """Draw ``curves_figure(events, ...)``; call it inside a ``run_every`` fragment to watch a job live."""
-    if not events:
-        st.caption("No data points yet.")
-        return
-    st.plotly_chart(curves_figure(events, **figure_kwargs), key=key, width="stretch")
