@@ -1,7 +1,15 @@
 """``FRACTAL_LAB_*`` environment knobs, read in one place with the same rules and messages for every knob.
 
 A knob is read when it is needed (tests and jobs set them per process); a bad value is a ``ValueError`` naming
-the variable and its allowed range, never a silent fallback and never a value that costs hours or gigabytes.
+the variable and its allowed range (``FRACTAL_LAB_X: must be … in [lo, hi], got '…'``), never a silent fallback
+and never a value that costs hours or gigabytes. ``nan``, ``inf``, ``1e400``, negative, tiny and non-numeric
+values are refused, not clamped, for every knob: a typo in a shared box's environment should stop the lab
+with its name, not quietly run it with another setting. The knobs:
+
+- ``FRACTAL_LAB_CACHE`` (folder) and ``FRACTAL_LAB_CACHE_LIMIT_GB`` [0.001, 100000]: see :mod:`cache.settings`.
+- ``FRACTAL_LAB_MAX_JOBS`` integer [1, 4096]; ``FRACTAL_LAB_CANCEL_GRACE_S`` [0.1, 3600] s (:mod:`runs.schedule`).
+- ``FRACTAL_LAB_THREADS`` integer [1, 4096]; ``FRACTAL_LAB_GRID_PROCESSES`` switch (trainability executor).
+- ``FRACTAL_LAB_MAX_DATASET_BYTES`` [1, 1e15] (:mod:`engine.datasets.archives`).
 """
 
 from __future__ import annotations

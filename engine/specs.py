@@ -8,9 +8,12 @@ generated from it instead of being restated, and drifting, in every place that o
 from __future__ import annotations
 
 import dataclasses
+import functools
 import hashlib
 import json
 import math
+import re
+import reprlib
 import types
 import typing
 from collections.abc import Sequence
@@ -20,6 +23,10 @@ from engine import ENGINE_VERSION
 
 T = TypeVar("T", bound="SpecMixin")
 _META = "fractal_lab"
+#: A spec's JSON is a few kB; these bound what ``from_json`` will parse from a damaged or hostile file.
+MAX_SPEC_JSON, MAX_SPEC_DEPTH = 2**20, 32
+#: Values (list items at every level) one field of a spec may hold when read by ``from_dict``.
+MAX_FIELD_VALUES = 10_000
 
 
 @dataclasses.dataclass(frozen=True)
@@ -126,9 +133,14 @@ class FieldInfo:
                 else:
                     raise bad
         elif self.kind is float:
-            if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+            if isinstance(value, bool) or not isinstance(value, (int, float)):
                 raise bad
-            value = float(value)
+            try:
+                value = float(value)
+            except OverflowError:  # an int past 1.8e308
+                raise bad from None
+            if not math.isfinite(value):
+                raise bad
         elif self.kind is str and not isinstance(value, str):
             raise bad
         if self.meta.choices is not None and value not in self.meta.choices:
@@ -142,9 +154,121 @@ def _num(x: float) -> str:
     return str(int(x)) if float(x).is_integer() and abs(x) < 1e15 else repr(float(x))
 
 
-def _short(value: Any, limit: int = 60) -> str:
-    text = repr(value)
+class _Repr(reprlib.Repr):
+    """``reprlib`` with bounded depth and length, and no ``repr`` of a huge int (Python refuses those)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.maxlevel, self.maxlist, self.maxtuple, self.maxdict = 3, 6, 6, 4
+        self.maxstring, self.maxother, self.maxlong = 50, 50, 30
+
+    def repr_int(self, x: int, level: int) -> str:
+        return super().repr_int(x, level) if x.bit_length() <= 128 else f"<an integer of {x.bit_length()} bits>"
+
+
+_REPR = _Repr()
+
+
+def short_repr(value: Any, limit: int = 60) -> str:
+    """``repr(value)`` cut to ``limit`` characters, safe for any value: deeply nested lists, 10**5000, a 4 GB list
+    or an object whose ``__repr__`` raises all give a short text (an error message must never fail itself)."""
+    try:
+        text = _REPR.repr(value)
+    except Exception:  # noqa: BLE001 - a hostile __repr__
+        text = f"<{type(value).__name__}>"
     return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+_short = short_repr
+
+
+def check_value(name: str, value: Any, kind: type, *, range: tuple[float, float] | None = None,
+                choices: Sequence[Any] | None = None, optional: bool = False) -> Any:
+    """One scalar checked like a declared field (``kind`` int/float/str/bool, inclusive ``range``, ``choices``):
+    the value converted, or ``ValueError("name: must be …, got …")``. For items of variable-length fields."""
+    meta = FieldMeta(range=range, choices=None if choices is None else tuple(choices))
+    return FieldInfo(name, kind, None, optional, None, meta).check(value)
+
+
+def nested_spec(name: str, cls: type[T], value: Any) -> T:
+    """A spec field holding another spec: the instance itself, or built from its dict (a link, a stored JSON), with
+    the inner error prefixed by ``name`` (``"grid: x_range: …"``); anything else is ``ValueError("name: …")``."""
+    if isinstance(value, dict):
+        try:
+            return cls.from_dict(value)  # type: ignore[attr-defined]
+        except ValueError as exc:
+            raise ValueError(f"{name}: {exc}") from None
+    if not isinstance(value, cls):
+        raise ValueError(f"{name}: must be a {cls.__name__}, got {type(value).__name__}")
+    return value
+
+
+def check_items(name: str, value: Any, check: Any, *, min_len: int = 0, max_len: int,
+                what: str = "items") -> tuple:
+    """A list/tuple of at most ``max_len`` items, each passed through ``check(item_name, item)``, as a tuple;
+    or ``ValueError("name: …")`` (a string, a dict, a scalar or too many items). The length is checked before
+    any item is looked at, so a million-item list costs nothing."""
+    array = hasattr(value, "shape") and hasattr(value, "tolist") and getattr(value, "ndim", 0) >= 1
+    if isinstance(value, (str, bytes, dict)) or not (isinstance(value, Sequence) or array):
+        count = f"{min_len}..{max_len}" if min_len < max_len else str(min_len)
+        raise ValueError(f"{name}: must be a list of {count} {what}, got {short_repr(value)}")
+    n = len(value)
+    if not min_len <= n <= max_len:
+        count = f"{min_len}..{max_len}" if min_len < max_len else str(min_len)
+        raise ValueError(f"{name}: must be a list of {count} {what}, got {n:,}")
+    items = value.tolist() if array else value
+    return tuple(check(f"{name}[{i}]", v) for i, v in enumerate(items))
+
+
+_JSON_TOKENS = re.compile(r'["\\\[\]{}]')
+
+
+def load_json(name: str, text: Any, *, max_chars: int, max_depth: int) -> Any:
+    """``json.loads(text)`` for text a user (or a damaged file) gave: refused with ``ValueError("name: …")``
+    when longer than ``max_chars`` or nested deeper than ``max_depth`` *before* parsing (json recurses once per
+    level; ``"[" * 100000`` would raise RecursionError), and when it is not JSON."""
+    if isinstance(text, (bytes, bytearray)):
+        try:
+            text = bytes(text).decode("utf-8")
+        except UnicodeDecodeError:
+            raise ValueError(f"{name}: not UTF-8 text") from None
+    if not isinstance(text, str):
+        raise ValueError(f"{name}: must be JSON text, got {type(text).__name__}")
+    if len(text) > max_chars:
+        raise ValueError(f"{name}: {len(text):,} characters of JSON; allowed at most {max_chars:,}")
+    depth = json_depth(text)
+    if depth > max_depth:
+        raise ValueError(f"{name}: JSON nested {depth} levels deep; allowed at most {max_depth}")
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"{name}: could not read the JSON ({exc.msg} at character {exc.pos})") from None
+    except RecursionError:  # pragma: no cover - the depth check comes first
+        raise ValueError(f"{name}: JSON nested too deep") from None
+
+
+def json_depth(text: str) -> int:
+    """The deepest bracket nesting of JSON ``text`` (strings skipped), in linear time and no recursion."""
+    depth = best = 0
+    in_string, skip = False, -1
+    for match in _JSON_TOKENS.finditer(text):
+        i = match.start()
+        ch = text[i]
+        if i == skip:
+            continue
+        if in_string:
+            if ch == "\\":
+                skip = i + 1
+            elif ch == '"':
+                in_string = False
+        elif ch == '"':
+            in_string = True
+        elif ch in "[{":
+            depth += 1
+            best = max(best, depth)
+        elif ch in "]}":
+            depth -= 1
+    return best
 
 
 def _unwrap(hint: Any) -> tuple[Any, bool]:
@@ -156,9 +280,21 @@ def _unwrap(hint: Any) -> tuple[Any, bool]:
     return hint, False
 
 
+@functools.lru_cache(maxsize=256)
+def _type_hints(cls: type) -> dict[str, Any]:
+    """``typing.get_type_hints``, once per class: it compiles every string annotation on each call, which was
+    most of the cost of building a spec."""
+    return typing.get_type_hints(cls)
+
+
 def fields_of(cls: type) -> list[FieldInfo]:
     """Every field of a spec class, resolved, in declaration order (fields of other types are skipped)."""
-    hints = typing.get_type_hints(cls)
+    return list(_fields_of(cls))
+
+
+@functools.lru_cache(maxsize=256)
+def _fields_of(cls: type) -> tuple[FieldInfo, ...]:
+    hints = _type_hints(cls)
     out = []
     for f in dataclasses.fields(cls):
         hint, optional = _unwrap(hints.get(f.name, Any))
@@ -173,7 +309,7 @@ def fields_of(cls: type) -> list[FieldInfo]:
             continue
         default = f.default if f.default is not dataclasses.MISSING else None
         out.append(FieldInfo(f.name, hint, length, optional, default, f.metadata.get(_META, FieldMeta())))
-    return out
+    return tuple(out)
 
 
 def field_info(cls: type, name: str) -> FieldInfo:
@@ -197,8 +333,13 @@ def _plain(value: Any) -> Any:
     return value
 
 
-def _coerce(hint: Any, value: Any) -> Any:
-    """Rebuild a typed value (tuple, nested spec) from its JSON form, guided by the type hint."""
+def _coerce(hint: Any, value: Any, budget: list[int] | None = None) -> Any:
+    """Rebuild a typed value (tuple, nested spec) from its JSON form, guided by the type hint.
+
+    ``budget`` counts the values still allowed in this field: a hostile 2000 x 2000 list is refused after
+    MAX_FIELD_VALUES of them instead of being walked to the end.
+    """
+    budget = [MAX_FIELD_VALUES] if budget is None else budget
     if value is None:
         return None
     origin = typing.get_origin(hint)
@@ -208,22 +349,29 @@ def _coerce(hint: Any, value: Any) -> Any:
             if arg is type(None):
                 continue
             try:
-                return _coerce(arg, value)
+                return _coerce(arg, value, budget)
             except (TypeError, ValueError):
                 continue
         return value
     if isinstance(hint, type) and dataclasses.is_dataclass(hint) and isinstance(value, dict):
         return hint.from_dict(value) if hasattr(hint, "from_dict") else hint(**value)
+    if origin in (tuple, list) and isinstance(value, (list, tuple)):
+        budget[0] -= len(value)
+        if budget[0] < 0:
+            raise ValueError(f"more than {MAX_FIELD_VALUES:,} values in one field")
     if origin is tuple and isinstance(value, (list, tuple)):
         if len(args) == 2 and args[1] is Ellipsis:
-            return tuple(_coerce(args[0], v) for v in value)
+            return tuple(_coerce(args[0], v, budget) for v in value)
         if args and len(args) == len(value):
-            return tuple(_coerce(a, v) for a, v in zip(args, value))
+            return tuple(_coerce(a, v, budget) for a, v in zip(args, value))
         return tuple(value)
     if origin is list and isinstance(value, (list, tuple)):
-        return [_coerce(args[0], v) if args else v for v in value]
+        return [_coerce(args[0], v, budget) if args else v for v in value]
     if hint is float and isinstance(value, int) and not isinstance(value, bool):
-        return float(value)
+        try:
+            return float(value)
+        except OverflowError:  # past 1.8e308: left as it is, for the field's check to refuse by name
+            return value
     return value
 
 
@@ -246,17 +394,27 @@ class SpecMixin:
 
     @classmethod
     def from_dict(cls: type[T], data: dict) -> T:
-        hints = typing.get_type_hints(cls)
+        """The spec from its JSON form; a nested spec's error is prefixed with the field that holds it
+        (``"grid: x_range: …"``)."""
+        if not isinstance(data, dict):
+            raise ValueError(f"{cls.__name__}: must be a dict of fields, got {short_repr(data)}")
+        hints = _type_hints(cls)
         names = {f.name for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
-        unknown = sorted(set(data) - names)
+        unknown = sorted(str(k) for k in set(data) - names)
         if unknown:
-            raise ValueError(f"{cls.__name__}: unknown field(s) {', '.join(unknown)}")
-        kwargs = {k: _coerce(hints.get(k, Any), v) for k, v in data.items()}
+            text = ", ".join(unknown)
+            raise ValueError(f"{cls.__name__}: unknown field(s) {text if len(text) <= 200 else text[:199] + '…'}")
+        kwargs = {}
+        for k, v in data.items():
+            try:
+                kwargs[k] = _coerce(hints.get(k, Any), v)
+            except ValueError as exc:
+                raise ValueError(str(exc) if str(exc).startswith(f"{k}:") else f"{k}: {exc}") from None
         return cls(**kwargs)  # type: ignore[call-arg]
 
     @classmethod
     def from_json(cls: type[T], text: str) -> T:
-        return cls.from_dict(json.loads(text))
+        return cls.from_dict(load_json(cls.__name__, text, max_chars=MAX_SPEC_JSON, max_depth=MAX_SPEC_DEPTH))
 
     def content_hash(self, extra: str = "") -> str:
         """A stable hex digest of the spec, its class and the engine version (the store's key).

@@ -12,7 +12,7 @@ from runs.kinds import KINDS, Kind, register_task
 from runs.lifecycle import cancel, delete, status, submit, wait, wait_for
 from runs.listing import clear_all, list_jobs, list_runs, spec_summary
 from runs.records import ACTIVE, STATES, TERMINAL, JobStatus
-from runs.results import event_log, events, partial_dir, result_dir, thumbnail
+from runs.results import event_log, events, partial_dir, reading, result_dir, thumbnail
 from runs.schedule import cancel_grace_s, max_jobs
 from runs.worker import run_worker
 
@@ -20,6 +20,6 @@ TASKS = KINDS  # the older name of the registry of kinds
 
 __all__ = [
     "ACTIVE", "KINDS", "STATES", "TASKS", "TERMINAL", "JobStatus", "Kind", "cancel", "cancel_grace_s", "clear_all",
-    "delete", "event_log", "events", "list_jobs", "list_runs", "max_jobs", "partial_dir", "register_task",
+    "delete", "event_log", "events", "list_jobs", "list_runs", "max_jobs", "partial_dir", "reading", "register_task",
     "result_dir", "run_worker", "spec_summary", "status", "submit", "thumbnail", "wait", "wait_for",
 ]

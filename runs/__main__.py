@@ -3,12 +3,16 @@ what a worker process executes)."""
 
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 
 import runs
+from engine.cli import ArgumentParser, cli_main
+from runs import records
 from runs.kinds import title
+
+PROG = "python -m runs"
+MAX_ID_BYTES = 200  # job folders add a suffix or two; a file name holds 255 bytes
 
 
 def _row(st: runs.JobStatus) -> str:
@@ -16,8 +20,17 @@ def _row(st: runs.JobStatus) -> str:
     return f"{st.id:40s} {st.state:9s} {st.fraction * 100:5.1f}% {eta:10s} {title(st.kind)}  {st.message}".rstrip()
 
 
+def _check_id(job_id: str) -> None:
+    """A job id is a store key: refused here when it could name a path outside the store or is longer than a
+    file name may be (``OSError: File name too long`` otherwise, deep in the registry)."""
+    records.store().check_key(job_id)
+    if len(job_id.encode("utf-8", "surrogateescape")) > MAX_ID_BYTES:
+        raise ValueError(f"key: a job id has at most {MAX_ID_BYTES} characters, got {len(job_id)}")
+
+
+@cli_main(PROG)
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m runs", description="Fractal Lab's background jobs.")
+    parser = ArgumentParser(prog=PROG, description="Fractal Lab's background jobs.")
     sub = parser.add_subparsers(dest="cmd", required=True)
     sub.add_parser("list", help="every job, newest first")
     for name, text in (("status", "one job's status as JSON"), ("cancel", "ask a job to stop"),
@@ -25,6 +38,8 @@ def main(argv: list[str] | None = None) -> int:
                        ("delete", "forget a job and its stored result")):
         sub.add_parser(name, help=text).add_argument("id")
     args = parser.parse_args(argv)
+    if args.cmd != "list":
+        _check_id(args.id)
     if args.cmd == "list":
         for st in runs.list_jobs():
             print(_row(st))

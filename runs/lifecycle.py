@@ -126,8 +126,9 @@ def delete(job_id: str) -> bool:
             found = True
             if rec.get("state") == "running" and records.worker_alive(rec):
                 schedule.kill(rec.get("pid"))
-            if rec.get("out_dir"):
-                shutil.rmtree(rec["out_dir"], ignore_errors=True)
+            out = records.working_folder(jd, rec)
+            if out is not None and out.parent != jd:  # a working folder in tmp/ (older versions)
+                shutil.rmtree(out, ignore_errors=True)
         if jd.exists():
             found = True
             trash = st.new_temp_dir(f"trash-job-{job_id}")

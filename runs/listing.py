@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from runs import records
 from runs.lifecycle import delete, status
 from runs.records import JobStatus
+
+log = logging.getLogger(__name__)
 
 
 def list_jobs() -> list[JobStatus]:
@@ -18,12 +21,17 @@ def list_jobs() -> list[JobStatus]:
 
 
 def list_runs() -> list[JobStatus]:
-    """Every job and every stored result (one row per id), newest first."""
+    """Every job and every stored result (one row per id), newest first. A damaged entry is a row too (failed,
+    with the reason), and never stops the others from being listed."""
     st = records.store()
     rows = {s.id: s for s in list_jobs()}
     for rec in st.entries():
         if rec["key"] not in rows:
-            s = records.to_status(st, rec["key"], None)
+            try:
+                s = records.to_status(st, rec["key"], None)
+            except (OSError, ValueError) as exc:  # removed or damaged between the listing and this read
+                log.warning("runs: cannot list %s: %s: %s", rec["key"], type(exc).__name__, exc)
+                continue
             if s is not None:
                 rows[s.id] = s
     return sorted(rows.values(), key=lambda s: s.created or 0, reverse=True)

@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import json
 import logging
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Iterator
 
+from engine.errors import DamagedResult
 from runs import kinds, records
 
 log = logging.getLogger(__name__)
@@ -35,9 +38,33 @@ def events(job_id: str, since: int = 0) -> list[dict]:
 
 
 def result_dir(job_id: str) -> Path | None:
-    """The stored result folder of a finished job (None while it has none)."""
+    """The stored result folder of a finished job (None while it has none), after checking its files against
+    their checksums: :class:`engine.errors.DamagedResult` when one is missing or changed (a pass is remembered
+    in this process until a file changes, so a page rerun does not hash again). An id no store can hold is a
+    ``ValueError`` naming it."""
     st = records.store()
-    return st.path(job_id) if st.has(job_id) else None
+    if not st.has(job_id):
+        return None
+    folder = st.verify(job_id)
+    if folder is not None:
+        st.path(job_id)  # a use, for the LRU clock
+    return folder
+
+
+@contextmanager
+def reading(job_id: str) -> Iterator[Path | None]:
+    """``with runs.reading(job_id) as folder:`` :func:`result_dir` held for the block: eviction skips the entry
+    until the block ends, so its files cannot vanish mid-read (``folder`` is None when there is no result)."""
+    lease = records.store().reading(job_id)
+    try:
+        folder = lease.__enter__()
+    except KeyError:
+        lease = folder = None
+    try:
+        yield folder
+    finally:
+        if lease is not None:
+            lease.__exit__(None, None, None)
 
 
 def partial_dir(job_id: str) -> Path | None:
@@ -48,20 +75,32 @@ def partial_dir(job_id: str) -> Path | None:
 
 def thumbnail(run_id: str) -> bytes | None:
     """A small picture of a stored result: its kind's ``thumbnail(result_dir)``, else the store's picture file
-    (e.g. ``image.png``); None when the result has no picture. Reading it does not count as a use (LRU)."""
+    (e.g. ``image.png``); None when the result has no picture, is damaged (its files fail their checksums or
+    do not parse) or is gone. Never raises for one bad entry, so a list of runs still shows every other row.
+    Reading it does not count as a use (LRU)."""
     st = records.store()
-    rec = st.record(run_id)
-    if rec is None:
+    try:
+        rec = st.record(run_id)
+        if rec is None:
+            return None
+        with st.reading(run_id, touch=False) as folder:
+            kind_name = rec.get("kind") if isinstance(rec.get("kind"), str) else ""
+            kind = kinds.get(kind_name or run_id.rsplit("-", 1)[0])
+            if kind is not None and kind.thumbnail:
+                try:
+                    data = kind.thumbnail_function()(folder)
+                except DamagedResult as exc:
+                    log.warning("thumbnail of %s: damaged: %s", run_id, exc)
+                    return None
+                except Exception as exc:  # a result an older engine wrote, or a kind not installed: use the file
+                    log.warning("thumbnail of %s via %s failed: %s: %s", run_id, kind.thumbnail,
+                                type(exc).__name__, exc)
+                else:
+                    if data is not None:
+                        return data
+            picture = st.thumbnail(run_id)
+            return picture.read_bytes() if picture is not None else None
+    except (KeyError, ValueError, OSError) as exc:  # gone meanwhile, damaged (DamagedResult), not an id
+        if not isinstance(exc, KeyError):
+            log.warning("thumbnail of %s: %s: %s", str(run_id)[:80], type(exc).__name__, exc)
         return None
-    folder = st.path(run_id, touch=False)
-    kind = kinds.get(rec.get("kind") or run_id.rsplit("-", 1)[0])
-    data = None
-    if kind is not None and kind.thumbnail:
-        try:
-            data = kind.thumbnail_function()(folder)
-        except Exception as exc:  # a result an older engine wrote, or a kind not installed: use the file
-            log.warning("thumbnail of %s via %s failed: %s: %s", run_id, kind.thumbnail, type(exc).__name__, exc)
-    if data is None:
-        picture = st.thumbnail(run_id)
-        data = picture.read_bytes() if picture is not None else None
-    return data

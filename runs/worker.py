@@ -101,7 +101,12 @@ def run_worker(job_id: str) -> int:
             (jd / "cancel").unlink(missing_ok=True)
             rec.update(state="running", pid=me, pid_start=records.proc_start_time(me), started=time.time(),
                        finished=None)
-        out = store.new_temp_dir(f"job-{job_id}")
+        # The working folder lives in the job's folder, where no other job's commit cleans up: a worker killed
+        # mid-run leaves its checkpoint there, kept as partial/ by whoever notices the death. A folder left by
+        # an earlier run that died before recording it is kept the same way first.
+        records.salvage(jd, rec)
+        out = records.work_dir(jd)
+        out.mkdir()
         partial = jd / "partial"
         if rec.get("resume") and partial.is_dir():
             shutil.copytree(partial, out, dirs_exist_ok=True)
@@ -172,7 +177,7 @@ def run_worker(job_id: str) -> int:
             "kind": rec["kind"], "spec": rec.get("spec"), "extra": rec.get("extra", ""),
             "created": time.time(), "started": rec.get("started"), "finished": time.time(),
             "elapsed_s": elapsed, "status": "done", "job_id": job_id,
-        })
+        }, move=True)
         shutil.rmtree(jd / "partial", ignore_errors=True)  # before "done" shows: a reader never sees both
         finished.set()
         finish("done")

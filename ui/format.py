@@ -13,7 +13,8 @@ STATE_ICONS = {"queued": ":material/schedule:", "running": ":material/autorenew:
 
 
 def format_duration(seconds: float | None) -> str:
-    """Human text for a duration: ``"8 s"``, ``"3 min 5 s"``, ``"1 h 2 min"``; ``"—"`` when unknown."""
+    """Human text for a duration: ``"8 s"``, ``"3 min 5 s"``, ``"1 h 2 min"``, ``"12 days"``, ``"3,400 years"`` (a
+    link may ask for a grid of any size); ``"—"`` when unknown."""
     if seconds is None or not math.isfinite(seconds) or seconds < 0:
         return "—"
     seconds = int(round(seconds))
@@ -22,5 +23,8 @@ def format_duration(seconds: float | None) -> str:
     if seconds < 3600:
         m, s = divmod(seconds, 60)
         return f"{m} min {s} s" if s else f"{m} min"
-    h, rem = divmod(seconds, 3600)
-    return f"{h} h {rem // 60} min"
+    if seconds < 2 * 86400:
+        h, rem = divmod(seconds, 3600)
+        return f"{h} h {rem // 60} min"
+    days = seconds / 86400
+    return f"{days:,.0f} days" if days < 730 else f"{days / 365.25:,.0f} years"

@@ -36,6 +36,24 @@ def job_progress_text(status: Any) -> str:
     return " · ".join(parts)
 
 
+def short_id(job_id: str, limit: int = 48) -> str:
+    """A job id as a message shows it: a hand-made id from a link may be any length."""
+    return job_id if len(job_id) <= limit else job_id[: limit - 1] + "…"
+
+
+def linked_status(job_id: str) -> tuple[Any, str | None]:
+    """``runs.status`` of an id that came from a link, and why it is no id at all when a store cannot hold it (too
+    long for the file system, a path, ...): ``(status or None, None)`` or ``(None, why)``."""
+    import runs
+
+    try:
+        status = runs.status(job_id)
+    except (ValueError, OSError) as exc:
+        reason = str(exc) if len(str(exc)) <= 120 else str(exc)[:119] + "…"
+        return None, f"`{short_id(job_id)}` is not a valid run id ({len(job_id)} characters; {reason})"
+    return status, None
+
+
 def job_progress_panel(
     job_id: str | None,
     *,

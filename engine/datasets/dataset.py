@@ -12,7 +12,11 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-from engine.specs import SpecMixin
+from engine.specs import SpecMixin, short_repr
+
+#: A dataset may have at most this many classes: a label is an index into the class list, so one label of 2**40
+#: would otherwise build a list of 2**40 names.
+MAX_CLASSES = 1000
 
 
 @dataclass(frozen=True)
@@ -30,7 +34,7 @@ class Augmentation(SpecMixin):
         if not isinstance(self.pad_crop, (int, np.integer)) or isinstance(self.pad_crop, bool):
             raise ValueError("pad_crop: must be an integer number of pixels in [0, 16]")
         if not 0 <= int(self.pad_crop) <= 16:
-            raise ValueError(f"pad_crop: must be in [0, 16] pixels, got {self.pad_crop}")
+            raise ValueError(f"pad_crop: must be in [0, 16] pixels, got {short_repr(self.pad_crop)}")
         if not isinstance(self.hflip, (bool, np.bool_)):
             raise ValueError("hflip: must be true or false")
 
@@ -119,6 +123,8 @@ class ImageDataset:
         k = len(self.classes)
         if k < 2:
             raise ValueError(f"classes: need at least 2 classes, got {k}")
+        if k > MAX_CLASSES:
+            raise ValueError(f"classes: at most {MAX_CLASSES} classes are allowed, got {k}")
         for split in ("train", "test"):
             y = getattr(self, f"y_{split}")
             if y.size and (y.min() < 0 or y.max() >= k):
@@ -229,18 +235,32 @@ def _to_nchw_unit(x: np.ndarray, what: str) -> np.ndarray:
     raise ValueError(f"{what}: unsupported pixel dtype {x.dtype} (use uint8 or float)")
 
 
-def _labels(y: np.ndarray, what: str) -> np.ndarray:
-    y = np.asarray(y)
+def _labels(y, what: str) -> np.ndarray:
+    """Class indices as int64, checked: integers in [0, MAX_CLASSES). ``y``: an array or a flat list of integers."""
+    if isinstance(y, (list, tuple)):
+        # A pickled list may hold nested lists that share references: np.asarray would multiply them out.
+        if not all(isinstance(v, (int, np.integer)) for v in y):
+            raise ValueError(f"{what}: labels must be a flat list of integer class indices")
+        bad = next((int(v) for v in y if not 0 <= v < MAX_CLASSES), None)
+        if bad is not None:
+            raise ValueError(f"{what}: labels must be class indices in [0, {MAX_CLASSES - 1}] "
+                             f"(at most {MAX_CLASSES} classes), got {bad}")
+        y = np.array(y, dtype=np.int64)
+    if not isinstance(y, np.ndarray):
+        raise ValueError(f"{what}: labels must be an array or a list of integer class indices, got {type(y).__name__}")
     if y.ndim == 2 and y.shape[1] == 1:
         y = y[:, 0]
     if y.ndim != 1:
         raise ValueError(f"{what}: labels must be a 1-D array of class indices, got shape {y.shape}")
     if not (np.issubdtype(y.dtype, np.integer) or y.dtype == np.bool_):
-        if np.issubdtype(y.dtype, np.floating) and y.size and np.all(y == np.round(y)):
+        if np.issubdtype(y.dtype, np.floating) and y.size and np.all(y == np.round(y)) and np.isfinite(y).all():
+            if y.min() < 0 or y.max() >= MAX_CLASSES:
+                raise ValueError(f"{what}: labels must be class indices in [0, {MAX_CLASSES - 1}] "
+                                 f"(at most {MAX_CLASSES} classes), got [{y.min():g}, {y.max():g}]")
             y = y.astype(np.int64)
         else:
             raise ValueError(f"{what}: labels must be integers, got dtype {y.dtype}")
-    y = y.astype(np.int64)
-    if y.size and y.min() < 0:
-        raise ValueError(f"{what}: labels must be >= 0, got {y.min()}")
-    return y
+    if y.size and (y.min() < 0 or y.max() >= MAX_CLASSES):
+        raise ValueError(f"{what}: labels must be class indices in [0, {MAX_CLASSES - 1}] "
+                         f"(at most {MAX_CLASSES} classes), got [{y.min()}, {y.max()}]")
+    return y.astype(np.int64)

@@ -7,6 +7,7 @@ and names the problem (``cifar:``, ``mnist:``, ``folder:``, ``npz:``) when the f
 from __future__ import annotations
 
 import io
+import math
 import struct
 from collections import Counter
 from typing import Callable
@@ -14,20 +15,23 @@ from typing import Callable
 import numpy as np
 
 from engine.datasets.archives import _Archive, _find_member, _gunzip, _mb, _ZipArchive
-from engine.datasets.dataset import Augmentation, ImageDataset, _labels, _stratified_split, _to_nchw_unit
-from engine.datasets.images import IMAGE_EXTENSIONS, decode_image
+from engine.datasets.dataset import MAX_CLASSES, Augmentation, ImageDataset, _labels, _stratified_split, _to_nchw_unit
+from engine.datasets.images import IMAGE_EXTENSIONS, MAX_TOTAL_PIXELS, decode_image, image_header
 from engine.datasets.pickles import _names, _plain_keys, safe_unpickle
+
 
 def _cifar_batch(arc: _Archive, member: str, label_key: str) -> tuple[np.ndarray, np.ndarray]:
     obj = _plain_keys(safe_unpickle(arc.read(member), repr(member)))
     if not isinstance(obj, dict) or "data" not in obj or label_key not in obj:
         raise ValueError(f"cifar: {member!r} is not a CIFAR batch (expected a dict with 'data' and {label_key!r})")
-    data = np.asarray(obj["data"])
+    data = obj["data"]
+    if not isinstance(data, np.ndarray):  # never np.asarray a pickled list: shared references multiply out
+        raise ValueError(f"cifar: {member!r} data must be a numpy array of (N, 3072) bytes, got {type(data).__name__}")
     if data.dtype == object:
         raise ValueError(f"cifar: {member!r} holds object arrays, not pixel data")
     if data.ndim != 2 or data.shape[1] != 3072:
         raise ValueError(f"cifar: {member!r} data must be (N, 3072) bytes (3x32x32 images), got shape {data.shape}")
-    labels = _labels(np.asarray(obj[label_key]), f"cifar: {member!r} {label_key}")
+    labels = _labels(obj[label_key], f"cifar: {member!r} {label_key}")
     if len(labels) != len(data):
         raise ValueError(f"cifar: {member!r} has {len(data)} images but {len(labels)} labels")
     x = _to_nchw_unit(data.reshape(-1, 3, 32, 32), f"cifar: {member!r} data")
@@ -57,7 +61,7 @@ def _load_cifar(arc: _Archive, num_classes: int) -> tuple[np.ndarray, np.ndarray
     if meta:
         m = _plain_keys(safe_unpickle(arc.read(meta), repr(meta)))
         if isinstance(m, dict) and isinstance(m.get(names_key), (list, tuple)) and len(m[names_key]) == num_classes:
-            classes = _names(m[names_key])
+            classes = _names(m[names_key]) or classes
     for what, y in (("train", y_tr), ("test", y_te)):
         if y.size and y.max() >= num_classes:
             raise ValueError(f"cifar: {what} labels go up to {y.max()}, but CIFAR-{num_classes} has {num_classes} classes")
@@ -87,7 +91,7 @@ def read_idx(data: bytes, what: str = "idx") -> np.ndarray:
         raise ValueError(f"idx: {what} is truncated (header)")
     dims = struct.unpack(">" + "I" * ndim, data[4:header])
     dtype = np.dtype(_IDX_DTYPES[data[2]])
-    expected = int(np.prod(dims, dtype=np.int64)) * dtype.itemsize
+    expected = math.prod(dims) * dtype.itemsize  # Python ints: no overflow
     if len(data) - header != expected:
         raise ValueError(
             f"idx: {what} declares shape {tuple(dims)} ({expected} bytes of data) but holds {len(data) - header}"
@@ -165,21 +169,32 @@ def _load_folder(arc: _Archive, seed: int, image_size=None, **_) -> ImageDataset
     if len(classes) < 2:
         raise ValueError(f"folder: found {len(classes)} class sub-folder(s) ({', '.join(classes)}); need at least 2")
     index = {c: i for i, c in enumerate(classes)}
-    images = [decode_image(arc.read(m), m) for _, _, m in entries]
+    # Every header first: a few kilobytes of PNG can declare 4096x4096 pixels, so nothing is decoded until the
+    # sizes of all the images are known to fit.
+    sizes, total = [], 0
+    for _, _, m in entries:
+        sizes.append(image_header(arc.read(m), m))
+        total += sizes[-1][0] * sizes[-1][1]
+        if total > MAX_TOTAL_PIXELS:
+            raise ValueError(f"folder: {arc.label} declares more than {MAX_TOTAL_PIXELS:,} pixels in all (reached at "
+                             f"{m!r}), over the limit; use fewer or smaller images")
     if image_size is not None:
         size = (int(image_size), int(image_size)) if np.isscalar(image_size) else tuple(int(s) for s in image_size)
     else:
-        size = Counter((im.height, im.width) for im in images).most_common(1)[0][0]
+        size = Counter(sizes).most_common(1)[0][0]
     h, w = size
     if not (4 <= h <= 512 and 4 <= w <= 512):
         raise ValueError(f"image_size: images must be 4 to 512 pixels a side, got {h}x{w}")
-    needed = len(images) * 3 * h * w * 4
+    needed = len(entries) * 3 * h * w * 4
     if needed > arc.max_bytes * 4:
-        raise ValueError(f"folder: {len(images)} images of {h}x{w} need {_mb(needed)} in memory, over the limit")
+        raise ValueError(f"folder: {len(entries)} images of {h}x{w} need {_mb(needed)} in memory, over the limit")
     from PIL import Image
 
-    arr = np.empty((len(images), h, w, 3), dtype=np.uint8)
-    for i, im in enumerate(images):
+    arr = np.empty((len(entries), h, w, 3), dtype=np.uint8)
+    for i, (_, _, m) in enumerate(entries):  # one decoded image at a time
+        im = decode_image(arc.read(m), m)
+        if (im.height, im.width) != sizes[i]:
+            raise ValueError(f"folder: image {m!r} changed while it was read")
         im = im.convert("RGB")
         if (im.height, im.width) != (h, w):
             im = im.resize((w, h), Image.BILINEAR)
@@ -207,6 +222,7 @@ def _load_npz(arc: _Archive, seed: int, **_) -> ImageDataset:
     raw = arc.read(members[0])
     # An .npz is itself a zip: check its declared sizes before numpy inflates anything.
     inner = _ZipArchive(io.BytesIO(raw), f"npz {members[0]!r}", arc.max_bytes)
+    _check_npy_headers(inner, members[0])
     try:
         z = np.load(io.BytesIO(raw), allow_pickle=False)
         keys = set(z.files)
@@ -247,7 +263,10 @@ def _load_npz(arc: _Archive, seed: int, **_) -> ImageDataset:
         raise ValueError(f"npz: test images are {x_te.shape[1:]} but training images are {x_tr.shape[1:]}")
     k = int(max(y_tr.max(initial=0), y_te.max(initial=0))) + 1
     if "classes" in keys:
-        classes = [str(c) for c in np.asarray(arrays["classes"]).tolist()]
+        names = np.asarray(arrays["classes"])
+        if names.ndim != 1 or names.size > MAX_CLASSES:
+            raise ValueError(f"npz: classes must be a 1-D array of at most {MAX_CLASSES} names, got shape {names.shape}")
+        classes = [str(c) for c in names.tolist()]
         if len(classes) < k:
             raise ValueError(f"npz: classes names {len(classes)} classes but labels go up to {k - 1}")
     else:
@@ -255,3 +274,29 @@ def _load_npz(arc: _Archive, seed: int, **_) -> ImageDataset:
     h, w = x_tr.shape[2:]
     aug = Augmentation(pad_crop=max(1, min(h, w) // 8), hflip=False)
     return ImageDataset("npz", x_tr, y_tr, x_te, y_te, classes, aug, source=arc.label)
+
+
+def _check_npy_headers(inner: _ZipArchive, what: str) -> None:
+    """Each .npy member's declared shape must fit the bytes it holds: numpy allocates the declared shape first."""
+    fmt = np.lib.format
+    for name, info in inner._infos.items():
+        if not name.endswith(".npy"):
+            continue
+        try:
+            with inner.zf.open(info) as fh:
+                version = fmt.read_magic(fh)
+                if version not in ((1, 0), (2, 0)):
+                    raise ValueError(f".npy format version {version[0]}.{version[1]} is not accepted (1.0 or 2.0)")
+                header = fmt.read_array_header_1_0 if version == (1, 0) else fmt.read_array_header_2_0
+                shape, _, dtype = header(fh)
+                held = info.file_size - fh.tell()
+        except Exception as exc:  # a broken header: np.load names it below
+            if isinstance(exc, ValueError) and "pickle" in str(exc).lower():
+                continue
+            raise ValueError(f"npz: {what!r} member {name!r} cannot be read ({type(exc).__name__}: {exc})") from None
+        if dtype.hasobject:
+            continue  # np.load refuses object arrays (allow_pickle=False) before allocating
+        count = int(np.prod(shape, dtype=object))
+        if count * max(dtype.itemsize, 1) > held:
+            raise ValueError(f"npz: {what!r} member {name!r} declares shape {shape} of {dtype} "
+                             f"({count * dtype.itemsize:,} bytes) but holds {held:,} bytes")

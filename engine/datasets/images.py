@@ -1,8 +1,9 @@
 """The one image decoder: a user's picture (a file, an upload, an array) becomes a model input the same way.
 
-Decoding checks the pixel count before Pillow allocates anything (decompression bombs) and turns every failure
-into ``ValueError("image: …")``; the folder loader, the page's "predict on your image" and the CLI's ``predict``
-all come through here.
+Decoding checks the pixel count from the header before Pillow allocates anything (decompression bombs: a PNG of a
+few kilobytes can declare 4096x4096 pixels, 64 MB decoded) and turns every failure into ``ValueError("image: …")``;
+:func:`image_header` reads only that size, so a loader can check a whole folder before decoding any of it. The
+folder loader, the page's "predict on your image" and the CLI's ``predict`` all come through here.
 """
 
 from __future__ import annotations
@@ -17,25 +18,55 @@ import torch.nn.functional as F
 
 #: A single decoded image may not exceed this many pixels (guards against decompression bombs in PNG/JPEG).
 MAX_IMAGE_PIXELS = 4096 * 4096
+#: All the images of one folder dataset together may not exceed this many pixels (16 images of 4096x4096, or
+#: 260,000 of 32x32), checked from their headers before any is decoded.
+MAX_TOTAL_PIXELS = 16 * MAX_IMAGE_PIXELS
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff", ".ppm", ".pgm")
+#: The Pillow readers of those extensions. Only these are tried, whatever a file's content claims: some others
+#: (ICO, ICNS…) load at a size other than their header's.
+_FORMATS = ("PNG", "JPEG", "BMP", "GIF", "WEBP", "TIFF", "PPM")
+
+
+def _open(data: bytes, name: str):
+    """A lazily opened Pillow image (header read, pixels not decoded) of at most :data:`MAX_IMAGE_PIXELS`."""
+    from PIL import Image
+
+    try:
+        img = Image.open(io.BytesIO(data), formats=_FORMATS)
+        width, height = img.size
+    except Image.DecompressionBombError as exc:
+        raise ValueError(f"image: {name!r} is a decompression bomb ({exc}); images may have at most "
+                         f"{MAX_IMAGE_PIXELS:,} pixels") from None
+    except Exception as exc:  # Pillow raises many kinds on garbage: UnidentifiedImageError, SyntaxError, struct.error…
+        raise ValueError(f"image: {name!r} is not a readable image ({type(exc).__name__})") from None
+    if width * height > MAX_IMAGE_PIXELS:
+        raise ValueError(f"image: {name!r} is {width}x{height}, over the limit of {MAX_IMAGE_PIXELS} pixels")
+    return img
+
+
+def image_header(data: bytes, name: str) -> tuple[int, int]:
+    """The (height, width) an image declares, read from its header without decoding a pixel; checked as in
+    :func:`decode_image`."""
+    img = _open(data, name)
+    return img.height, img.width
 
 
 def decode_image(data: bytes, name: str):
     """A Pillow image of ``data`` (loaded, at most :data:`MAX_IMAGE_PIXELS`); ``name`` is only for messages."""
-    from PIL import Image, UnidentifiedImageError
+    from PIL import Image
 
+    img = _open(data, name)
+    declared = img.size
     try:
-        img = Image.open(io.BytesIO(data))
-        if img.width * img.height > MAX_IMAGE_PIXELS:
-            raise ValueError(
-                f"image: {name!r} is {img.width}x{img.height}, over the limit of {MAX_IMAGE_PIXELS} pixels"
-            )
         img.load()
-    except ValueError:
-        raise
-    except (UnidentifiedImageError, OSError, SyntaxError, Image.DecompressionBombError) as exc:
+    except Image.DecompressionBombError as exc:
+        raise ValueError(f"image: {name!r} is a decompression bomb ({exc})") from None
+    except Exception as exc:
         raise ValueError(f"image: {name!r} is not a readable image ({type(exc).__name__})") from None
+    if img.size != declared:
+        raise ValueError(f"image: {name!r} decodes to {img.size[0]}x{img.size[1]} pixels, not the "
+                         f"{declared[0]}x{declared[1]} its header declares")
     return img
 
 

@@ -15,10 +15,11 @@ from typing import Any
 
 import numpy as np
 
-from engine.cli import add_spec_arguments, build_spec, overrides
+from engine.cli import (ArgumentParser, add_spec_arguments, build_spec, cli_main, count_arg, device_arg, overrides,
+                        path_arg, writable_dir)
 from engine.datasets import load_dataset, load_image
 from engine.errors import Cancelled
-from engine.fractalnet.checkpoint import load_checkpoint
+from engine.fractalnet.checkpoint import load_checkpoint, read_checkpoint_config
 from engine.fractalnet.inference import confusion_matrix, ensemble_predict, evaluate, predict
 from engine.fractalnet.model import FractalNetConfig
 from engine.fractalnet.results import read_summary, run_to_dir
@@ -36,32 +37,41 @@ class _Flag:
         return self.flag
 
 
+PROG = "python -m engine.fractalnet"
+
+
+def _threads(text: str) -> int | str:
+    return "auto" if text.strip().lower() == "auto" else count_arg(1, 1024)(text)
+
+
 def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m engine.fractalnet", description="Train and use FractalNets.")
+    p = ArgumentParser(prog=PROG, description="Train and use FractalNets.")
     sub = p.add_subparsers(dest="cmd", required=True)
     t = sub.add_parser("train", help="train a variant on a dataset; writes a checkpoint and metrics to --out")
     t.add_argument("--variant", default="small", choices=list(VARIANTS))
-    t.add_argument("--path", default=None, help="the dataset file/folder for file datasets")
-    t.add_argument("--resume", default=None, help="a checkpoint directory to continue")
-    t.add_argument("--device", default=None)
-    t.add_argument("--threads", default="auto", help="torch CPU threads, or 'auto' (1 when the machine is busy)")
-    t.add_argument("--out", required=True)
+    t.add_argument("--path", default=None, type=path_arg, help="the dataset file/folder for file datasets")
+    t.add_argument("--resume", default=None, type=path_arg, help="a checkpoint directory to continue")
+    t.add_argument("--device", default=None, type=device_arg, help="auto (default), cpu or cuda[:N]")
+    t.add_argument("--threads", default="auto", type=_threads,
+                   help="torch CPU threads, or 'auto' (1 when the machine is busy)")
+    t.add_argument("--out", required=True, type=path_arg, help="the result folder (created if missing)")
     add_spec_arguments(t, TrainSpec)
     add_spec_arguments(t, FractalNetConfig, exclude=("num_classes", "in_channels"))
     e = sub.add_parser("evaluate", help="accuracy of the full net and each column on a dataset's test split")
-    e.add_argument("checkpoint")
+    e.add_argument("checkpoint", type=path_arg)
     e.add_argument("--dataset", default=None, help="default: the dataset the checkpoint was trained on")
-    e.add_argument("--path", default=None)
-    e.add_argument("--device", default=None)
+    e.add_argument("--path", default=None, type=path_arg)
+    e.add_argument("--device", default=None, type=device_arg)
     e.add_argument("--json", action="store_true")
     r = sub.add_parser("predict", help="class probabilities for image files (.png/.jpg/... or .npy)")
-    r.add_argument("checkpoint")
-    r.add_argument("images", nargs="+")
-    r.add_argument("--ensemble", nargs="*", default=[], help="more checkpoints to average with the first")
-    r.add_argument("--column", type=int, default=None)
-    r.add_argument("--top", type=int, default=3)
+    r.add_argument("checkpoint", type=path_arg)
+    r.add_argument("images", nargs="+", type=path_arg)
+    r.add_argument("--ensemble", nargs="*", default=[], type=path_arg,
+                   help="more checkpoints to average with the first")
+    r.add_argument("--column", type=count_arg(-64, 63), default=None, help="one column alone (default: full net)")
+    r.add_argument("--top", type=count_arg(1, 1_000_000), default=3)
     r.add_argument("--invert", action="store_true", help="dark ink on a light background: invert first")
-    r.add_argument("--device", default=None)
+    r.add_argument("--device", default=None, type=device_arg)
     return p
 
 
@@ -74,13 +84,19 @@ def _train(p: argparse.ArgumentParser, a: argparse.Namespace) -> int:
     epochs = fields.get("epochs", defaults.epochs)
     fields["warmup_epochs"] = min(fields.get("warmup_epochs", defaults.warmup_epochs), epochs)
     spec = build_spec(p, TrainSpec, model=model, dataset_path=a.path, resume_from=a.resume, **fields)
+    if a.resume:
+        read_checkpoint_config(a.resume)  # a folder that is no checkpoint fails now, not after loading the data
+    out = writable_dir("--out", a.out)
     from tqdm import tqdm
 
-    bar = tqdm(total=100.0, unit="%", desc=f"{a.variant} on {spec.dataset}", dynamic_ncols=True,
-               bar_format="{l_bar}{bar}| {n:.0f}/{total:.0f}% [{elapsed}<{remaining}{postfix}]")
+    bars: list = []  # made at the first progress, so an error before training prints only its one line
     flag = _Flag()
 
     def progress(fraction: float, info: dict) -> None:
+        if not bars:
+            bars.append(tqdm(total=100.0, unit="%", desc=f"{a.variant} on {spec.dataset}", dynamic_ncols=True,
+                             bar_format="{l_bar}{bar}| {n:.0f}/{total:.0f}% [{elapsed}<{remaining}{postfix}]"))
+        bar = bars[0]
         bar.n = round(100.0 * fraction, 2)
         if info.get("kind") == "step":
             bar.set_postfix(loss=f"{info['loss']:.3f}", acc=f"{info['accuracy']:.3f}",
@@ -92,17 +108,18 @@ def _train(p: argparse.ArgumentParser, a: argparse.Namespace) -> int:
         bar.refresh()
 
     t0 = time.perf_counter()
+    old_handler = signal.signal(signal.SIGINT, lambda *_: setattr(flag, "flag", True))
     try:
-        signal.signal(signal.SIGINT, lambda *_: setattr(flag, "flag", True))
-        threads = a.threads if a.threads == "auto" else int(a.threads)
-        print(f"torch threads: {auto_threads() if threads == 'auto' else threads} ({a.threads})")
-        run_to_dir(spec, a.out, progress=progress, cancel=flag, device=a.device, threads=threads)
+        print(f"torch threads: {auto_threads() if a.threads == 'auto' else a.threads} ({a.threads})")
+        run_to_dir(spec, out, progress=progress, cancel=flag, device=a.device, threads=a.threads)
     except Cancelled as exc:
-        bar.close()
         print(f"{exc}; checkpoint left in {a.out} (resume with --resume {a.out})")
         return 130
-    bar.close()
-    summary = read_summary(a.out)
+    finally:
+        signal.signal(signal.SIGINT, old_handler)
+        for bar in bars:
+            bar.close()
+    summary = read_summary(out)
     acc = summary["accuracy"]
     print(f"test accuracy: full net {acc['full']:.4f}; columns "
           + ", ".join(f"{k}: {v:.4f}" for k, v in enumerate(acc["columns"])))
@@ -113,11 +130,11 @@ def _train(p: argparse.ArgumentParser, a: argparse.Namespace) -> int:
 
 def _evaluate(a: argparse.Namespace) -> int:
     ck = load_checkpoint(a.checkpoint, a.device)
-    trained = ck.meta.get("spec", {})
-    name = a.dataset or trained.get("dataset", "digits")
-    path = a.path if a.dataset else (a.path or trained.get("dataset_path"))
-    ds = load_dataset(name, path=path, seed=int(trained.get("data_seed", 0)),
-                      image_size=trained.get("image_size"), max_test=trained.get("max_test"))
+    trained = ck.trained_on()
+    name = a.dataset or trained["dataset"]
+    path = a.path if a.dataset else (a.path or trained["dataset_path"])
+    ds = load_dataset(name, path=path, seed=trained["data_seed"], image_size=trained["image_size"],
+                      max_test=trained["max_test"])
     out = {"full": evaluate(ck.model, ds.x_test, ds.y_test)["accuracy"],
            "columns": [evaluate(ck.model, ds.x_test, ds.y_test, k)["accuracy"]
                        for k in range(ck.model.num_columns)],
@@ -147,6 +164,7 @@ def _predict(a: argparse.Namespace) -> int:
     return 0
 
 
+@cli_main(PROG)
 def main(argv: list[str] | None = None) -> int:
     p = _parser()
     a = p.parse_args(argv)

@@ -55,6 +55,18 @@ def as_image_batch(images: Any, in_channels: int | None = None) -> torch.Tensor:
     return t
 
 
+def _labels(labels: Any, n: int, num_classes: int) -> np.ndarray:
+    """``labels`` as int64, one per image, each a class of the model (a dataset with more classes than the
+    checkpoint, e.g. CIFAR-100 for a CIFAR-10 net, would otherwise index past the logits)."""
+    y = np.asarray(labels)
+    if y.shape != (n,) or (y.size and not np.issubdtype(y.dtype, np.integer)):
+        raise ValueError(f"labels: need {n} integer class labels, one per image, got shape {y.shape} ({y.dtype})")
+    if y.size and (y.min() < 0 or y.max() >= num_classes):
+        raise ValueError(f"checkpoint: this checkpoint does not fit the data: its model predicts {num_classes} "
+                         f"classes, the labels run from {y.min()} to {y.max()}")
+    return y.astype(np.int64)
+
+
 @torch.no_grad()
 def predict_logits(
     model: FractalNet, images: Any, column: int | None = None, batch_size: int = 500,
@@ -81,7 +93,7 @@ def evaluate(
 ) -> dict:
     """``{"loss", "accuracy"}`` of the full net (or column ``column`` alone) on a labelled set."""
     logits = predict_logits(model, images, column, batch_size, device, precision)
-    y = torch.as_tensor(np.asarray(labels), dtype=torch.long)
+    y = torch.from_numpy(_labels(labels, len(logits), model.config.num_classes))
     return {
         "loss": float(F.cross_entropy(logits, y)),
         "accuracy": float((logits.argmax(1) == y).float().mean()),
@@ -95,7 +107,7 @@ def confusion_matrix(
     """Counts ``[true class, predicted class]`` (int64, K x K)."""
     k = model.config.num_classes
     pred = predict_logits(model, images, column, batch_size, device).argmax(1).numpy()
-    y = np.asarray(labels, dtype=np.int64)
+    y = _labels(labels, len(pred), k)
     return np.bincount(y * k + pred, minlength=k * k).reshape(k, k).astype(np.int64)
 
 

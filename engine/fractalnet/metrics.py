@@ -14,7 +14,7 @@ import statistics
 from pathlib import Path
 from typing import Any, Iterable
 
-from engine.io import write_bytes_atomic
+from engine.io import damaged, read_stored_text, write_bytes_atomic
 from engine.png import png_line_chart
 
 METRICS_FILE = "metrics.csv"
@@ -40,15 +40,23 @@ def metrics_csv(rows: list[dict]) -> str:
 
 
 def read_metrics_csv(path: str | Path) -> list[dict]:
-    """Rows of a ``metrics.csv`` with numbers parsed and blanks dropped (what ``train`` appended)."""
+    """Rows of a ``metrics.csv`` with numbers parsed and blanks dropped (what ``train`` appended); [] when
+    there is no file. A file that is not such a table (binary, a cell that is not a number, a row longer than
+    the header) raises :class:`~engine.errors.DamagedResult` naming it."""
     p = Path(path)
     if not p.is_file():
         return []
+    text = read_stored_text(p)
     rows = []
-    with p.open(newline="") as f:
-        for raw in csv.DictReader(f):
+    try:
+        reader = csv.DictReader(io.StringIO(text, newline=""))
+        if text.strip() and "kind" not in (reader.fieldnames or []):
+            raise ValueError("no 'kind' column in its header")
+        for raw in reader:
             row: dict[str, Any] = {}
             for k, v in raw.items():
+                if k is None:
+                    raise ValueError(f"line {reader.line_num} has more cells than the header")
                 if v is None or v == "":
                     continue
                 if k in ("kind", "drop"):
@@ -58,6 +66,8 @@ def read_metrics_csv(path: str | Path) -> list[dict]:
                 else:
                     row[k] = float(v)
             rows.append(row)
+    except (csv.Error, ValueError, OverflowError) as exc:
+        raise damaged(p, f"not a metrics table ({str(exc)[:160]})") from None
     return rows
 
 

@@ -9,13 +9,14 @@ per evaluation configuration. Torch only: no knowledge of training, files or pag
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from engine.specs import SpecMixin, spec_field
+from engine.specs import SpecMixin, check_items, check_value, short_repr, spec_field
 
 JOINS: dict[str, str] = {
     "mean": "element-wise mean of the active inputs (the paper)",
@@ -23,6 +24,10 @@ JOINS: dict[str, str] = {
 }
 
 MAX_COLUMNS = 6  # 63 convs per block; beyond this the block is a research question of its own
+# Upper limits of a config (a link or a pasted list must not ask for a network no machine here can hold):
+MAX_BLOCKS = 9  # each block halves the image: 2^9 = 512 px, the largest side a run trains on
+MAX_FILTERS = 4096  # per block; the paper's widest is 512 (CIFAR) / 1024 (ImageNet)
+MAX_PARAMETERS = 200_000_000  # 0.8 GB of float32 weights, ~3.2 GB with gradients and AdamW's two moments
 
 
 def _as_tuple(value: Any) -> Any:
@@ -58,24 +63,19 @@ class FractalNetConfig(SpecMixin):
         for name in ("columns", "filters", "dropout"):
             object.__setattr__(self, name, _as_tuple(getattr(self, name)))
         self.check_fields()
-        if not isinstance(self.filters, tuple) or not self.filters:
-            raise ValueError("filters: need one filter count (>= 1) per block, at least one block")
-        if any(not isinstance(f, int) or isinstance(f, bool) or f < 1 for f in self.filters):
-            raise ValueError(f"filters: every filter count must be an integer >= 1, got {self.filters}")
-        cols = self.columns if isinstance(self.columns, tuple) else (self.columns,)
-        if isinstance(self.columns, tuple) and len(self.columns) != len(self.filters):
-            raise ValueError(
-                f"columns: a per-block tuple needs one entry per block ({len(self.filters)}), got {self.columns}"
-            )
-        if any(not isinstance(c, int) or isinstance(c, bool) or not 1 <= c <= MAX_COLUMNS for c in cols):
-            raise ValueError(f"columns: must be integers in 1..{MAX_COLUMNS}, got {self.columns}")
-        drops = self.dropout if isinstance(self.dropout, tuple) else (self.dropout,)
-        if isinstance(self.dropout, tuple) and len(self.dropout) != len(self.filters):
-            raise ValueError(
-                f"dropout: a per-block tuple needs one entry per block ({len(self.filters)}), got {self.dropout}"
-            )
-        if any(not 0.0 <= float(d) < 1.0 for d in drops):
-            raise ValueError(f"dropout: rates must be in [0, 1), got {self.dropout}")
+        filters = check_items("filters", self.filters, _count(MAX_FILTERS), min_len=1, max_len=MAX_BLOCKS,
+                              what="filter counts (one per block)")
+        n, each = len(filters), f"values (one per block: {len(filters)})"
+        columns = (check_items("columns", self.columns, _count(MAX_COLUMNS), min_len=n, max_len=n, what=each)
+                   if isinstance(self.columns, tuple) else _count(MAX_COLUMNS)("columns", self.columns))
+        dropout = (check_items("dropout", self.dropout, _rate, min_len=n, max_len=n, what=each)
+                   if isinstance(self.dropout, tuple) else _rate("dropout", self.dropout))
+        for name, value in (("filters", filters), ("columns", columns), ("dropout", dropout)):
+            object.__setattr__(self, name, value)
+        total = parameter_counts(self)[0]
+        if total > MAX_PARAMETERS:
+            raise ValueError(f"filters: these filters and columns give {total:,} parameters; allowed at most "
+                             f"{MAX_PARAMETERS:,} (use fewer filters, columns or blocks)")
 
     def __hash__(self) -> int:
         return hash(self.to_json())
@@ -106,6 +106,36 @@ class FractalNetConfig(SpecMixin):
         return 2**self.blocks
 
 
+def _count(most: int) -> Any:
+    return lambda name, value: check_value(name, value, int, range=(1, most))
+
+
+def _rate(name: str, value: Any) -> float:
+    rate = check_value(name, value, float, range=(0.0, 1.0))
+    if not 0.0 <= rate < 1.0:
+        raise ValueError(f"{name}: must be a rate in [0, 1), got {short_repr(value)}")
+    return value if type(value) in (int, float) else rate  # as given: an int keeps its JSON (the store key)
+
+
+def parameter_counts(config: FractalNetConfig) -> tuple[int, list[int]]:
+    """Trainable parameters of the network and of each column alone (its convs in every block plus the head),
+    counted from the layout without building a module, so any accepted config is priced at once."""
+    def conv(cin: int, cout: int) -> int:
+        return 9 * cin * cout + 2 * cout  # 3x3 conv without bias, batch-norm scale and shift
+
+    head = config.filters[-1] * config.num_classes + config.num_classes
+    total, columns = head, [head] * config.max_columns
+    cin = config.in_channels
+    for cout, C in zip(config.filters, config.block_columns):
+        paths = [conv(cin, cout) + (2**c - 1) * conv(cout, cout) for c in range(C)]
+        total += sum(paths) + (sum(len(cols) for cols in _Layout.of(C).joins.values())
+                               if config.join == "learned" else 0)
+        for k in range(config.max_columns):
+            columns[k] += paths[_column_in_block(k, C)]
+        cin = cout
+    return total, columns
+
+
 # --------------------------------------------------------------------------------------------------------------
 # The block's layout: which conv sits where, which joins take what. Pure data, shared by the module (to run it)
 # and by the page (to draw it), so the diagram can never disagree with the network.
@@ -117,6 +147,7 @@ def _period(columns: int, column: int) -> int:
     return 2 ** (columns - 1 - column)
 
 
+@lru_cache(maxsize=4096)
 def _ending_columns(columns: int, position: int) -> tuple[int, ...]:
     """Columns whose conv ends at depth ``position`` (1-based): a suffix ``(C-1-v, ..., C-1)``, v = 2-adic order."""
     return tuple(c for c in range(columns) if position % _period(columns, c) == 0)
@@ -218,6 +249,61 @@ def _column_in_block(column: int, block_columns: int) -> int:
     return min(column, block_columns - 1)
 
 
+def column_active(layout: _Layout, column: int) -> dict[int, tuple[int, ...]]:
+    """Every join of a block keeping only network column ``column`` (the block's deepest if it has fewer)."""
+    c = _column_in_block(column, layout.columns)
+    return {pos: ((c,) if c in cols else cols) for pos, cols in layout.joins.items()}
+
+
+def sample_drop_path(config: FractalNetConfig, generator: torch.Generator | None = None,
+                     layouts: list[_Layout] | None = None) -> DropPathSample:
+    """Draw one mini-batch's subnetwork (global with probability ``global_ratio``, else local) from the layout
+    alone, so the cost estimate draws the very samples training does without building the model."""
+    layouts = [_Layout.of(C) for C in config.block_columns] if layouts is None else layouts
+
+    def rand(*shape: int) -> torch.Tensor:
+        return torch.rand(*shape, generator=generator)
+
+    if float(rand(1)) < config.global_ratio:
+        k = int(torch.randint(config.max_columns, (1,), generator=generator))
+        return DropPathSample("global", k, tuple(column_active(lay, k) for lay in layouts))
+    active = []
+    for lay in layouts:
+        per_join = {}
+        for pos, cols in lay.joins.items():
+            keep = rand(len(cols)) >= config.local_drop
+            if not bool(keep.any()):
+                keep[int(torch.randint(len(cols), (1,), generator=generator))] = True
+            per_join[pos] = tuple(c for c, k in zip(cols, keep.tolist()) if k)
+        active.append(per_join)
+    return DropPathSample("local", None, tuple(active))
+
+
+def needed(layout: _Layout, active: dict[int, tuple[int, ...]]) -> tuple[set[tuple[int, int]], set[int]]:
+    """Convs ``(column, position)`` and joins (positions) a block's output depends on, given ``active``.
+
+    Walks the positions from the block's last join back to its input: a needed join needs the convs of its kept
+    inputs; a needed conv needs whatever feeds it. Everything else is never run.
+    """
+    need_convs: set[tuple[int, int]] = set()
+    need_joins = {layout.depth}
+    for d in range(layout.depth, 0, -1):
+        if d in need_joins:
+            for c in active[d]:
+                need_convs.add((c, d))
+        for c in _ending_columns(layout.columns, d):
+            if (c, d) not in need_convs:
+                continue
+            src = layout.input_of(c, d)
+            if src == 0:
+                continue
+            if src in layout.joins:
+                need_joins.add(src)
+            else:
+                need_convs.add((c, src))
+    return need_convs, need_joins
+
+
 # --------------------------------------------------------------------------------------------------------------
 # Modules
 # --------------------------------------------------------------------------------------------------------------
@@ -303,33 +389,11 @@ class FractalBlock(nn.Module):
         return dict(self.layout.joins)
 
     def column_active(self, column: int) -> dict[int, tuple[int, ...]]:
-        c = _column_in_block(column, self.num_columns)
-        return {pos: ((c,) if c in cols else cols) for pos, cols in self.layout.joins.items()}
+        return column_active(self.layout, column)
 
     def needed(self, active: dict[int, tuple[int, ...]]) -> tuple[set[tuple[int, int]], set[int]]:
-        """Convs ``(column, position)`` and joins (positions) the block's output depends on, given ``active``.
-
-        Walks the positions from the block's last join back to its input: a needed join needs the convs of
-        its kept inputs; a needed conv needs whatever feeds it. Everything else is never run.
-        """
-        layout = self.layout
-        need_convs: set[tuple[int, int]] = set()
-        need_joins = {layout.depth}
-        for d in range(layout.depth, 0, -1):
-            if d in need_joins:
-                for c in active[d]:
-                    need_convs.add((c, d))
-            for c in _ending_columns(layout.columns, d):
-                if (c, d) not in need_convs:
-                    continue
-                src = layout.input_of(c, d)
-                if src == 0:
-                    continue
-                if src in layout.joins:
-                    need_joins.add(src)
-                else:
-                    need_convs.add((c, src))
-        return need_convs, need_joins
+        """See :func:`needed`: the convs and joins this block's output depends on."""
+        return needed(self.layout, active)
 
     def join(self, position: int, inputs: list[torch.Tensor], columns: tuple[int, ...]) -> torch.Tensor:
         if len(inputs) == 1:
@@ -428,25 +492,8 @@ class FractalNet(nn.Module):
 
     # ---- drop-path sampling ---------------------------------------------------------------------------------
     def sample_drop_path(self, generator: torch.Generator | None = None) -> DropPathSample:
-        """Draw one mini-batch's subnetwork (global with probability ``global_ratio``, else local)."""
-        cfg = self.config
-
-        def rand(*shape: int) -> torch.Tensor:
-            return torch.rand(*shape, generator=generator)
-
-        if float(rand(1)) < cfg.global_ratio:
-            k = int(torch.randint(self.num_columns, (1,), generator=generator))
-            return DropPathSample("global", k, tuple(b.column_active(k) for b in self.blocks))
-        active = []
-        for b in self.blocks:
-            per_join = {}
-            for pos, cols in b.layout.joins.items():
-                keep = rand(len(cols)) >= cfg.local_drop
-                if not bool(keep.any()):
-                    keep[int(torch.randint(len(cols), (1,), generator=generator))] = True
-                per_join[pos] = tuple(c for c, k in zip(cols, keep.tolist()) if k)
-            active.append(per_join)
-        return DropPathSample("local", None, tuple(active))
+        """Draw one mini-batch's subnetwork (see :func:`sample_drop_path`)."""
+        return sample_drop_path(self.config, generator, [b.layout for b in self.blocks])
 
     # ---- forward ------------------------------------------------------------------------------------------------
     def check_input(self, x: torch.Tensor) -> None:

@@ -7,7 +7,6 @@ net and of each column, confusion matrix, timings) and ``spec.json``. Pages ask 
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import numpy as np
@@ -15,7 +14,8 @@ import numpy as np
 from engine.fractalnet.checkpoint import CONFIG_FILE, MODEL_FILE, Checkpoint, load_checkpoint, resume_point
 from engine.fractalnet.metrics import METRICS_FILE, curves_png, read_metrics, write_metrics
 from engine.fractalnet.train import TrainSpec, torch_threads, train
-from engine.io import write_bytes_atomic, write_json_atomic
+from engine.errors import DamagedResult
+from engine.io import check_safetensors, damaged, read_stored_json, write_bytes_atomic, write_json_atomic
 from engine.png import png_bar_chart, png_heatmap
 
 SUMMARY_FILE = "summary.json"
@@ -46,14 +46,33 @@ def run_to_dir(
                        "accuracy_columns": result.summary["accuracy"]["columns"]})
 
 
+def _is_fraction(x: object) -> bool:
+    return isinstance(x, (int, float)) and not isinstance(x, bool) and 0.0 <= x <= 1.0
+
+
 def read_summary(result_dir: str | Path) -> dict:
-    """Final accuracy (``{"full", "columns"}``), loss, confusion matrix, classes, timings, ... of a finished run."""
-    return json.loads((Path(result_dir) / SUMMARY_FILE).read_text())
+    """Final accuracy (``{"full", "columns"}``), loss, confusion matrix, classes, timings, ... of a finished run.
+    :class:`~engine.errors.DamagedResult` naming the file when it is missing, unparsable or lacks those."""
+    path = Path(result_dir) / SUMMARY_FILE
+    summary = read_stored_json(path)
+    acc = summary.get("accuracy")
+    matrix = summary.get("confusion_matrix")
+    if not (isinstance(acc, dict) and _is_fraction(acc.get("full")) and isinstance(acc.get("columns"), list)
+            and all(_is_fraction(c) for c in acc["columns"])):
+        raise damaged(path, "has no test accuracy of the full net and of each column")
+    if not (isinstance(matrix, list) and all(isinstance(r, list) and len(r) == len(matrix) for r in matrix)):
+        raise damaged(path, "has no square confusion matrix")
+    return summary
 
 
 def load_model(result_dir: str | Path, device: str = "cpu") -> Checkpoint:
-    """The run's trained model with its classes and image size (``ValueError`` when it cannot be loaded)."""
-    return load_checkpoint(result_dir, device=device)
+    """The run's trained model with its classes and image size: :class:`~engine.errors.DamagedResult` when its
+    files are missing or truncated, ``ValueError("checkpoint: …")`` when they do not fit (see
+    :func:`~engine.fractalnet.checkpoint.load_checkpoint`)."""
+    d = Path(result_dir)
+    read_stored_json(d / CONFIG_FILE)
+    check_safetensors(d / MODEL_FILE)
+    return load_checkpoint(d, device=device)
 
 
 def prior_rows(spec: dict | None) -> list[dict]:
@@ -91,8 +110,12 @@ def figure_pngs(summary: dict, rows: list[dict]) -> dict[str, bytes]:
 
 def thumbnail(result_dir: str | Path) -> bytes | None:
     """A small picture of the run for the Runs list: the test accuracy of each column alone and of the full net
-    (the paper's claim at a glance); None without a finished summary."""
+    (the paper's claim at a glance); None without a finished summary or with a damaged one."""
     d = Path(result_dir)
     if not (d / SUMMARY_FILE).is_file():
         return None
-    return _columns_png(read_summary(d), title="Test accuracy", width=360, height=240)
+    try:
+        summary = read_summary(d)
+    except DamagedResult:
+        return None
+    return _columns_png(summary, title="Test accuracy", width=360, height=240)

@@ -31,12 +31,12 @@ from engine.fractalnet.checkpoint import (
     save_checkpoint,
     save_trainer_state,
 )
-from engine.fractalnet.cost import column_depths, column_parameter_counts, steps_per_epoch
+from engine.fractalnet.cost import check_activation_memory, column_depths, column_parameter_counts, steps_per_epoch
 from engine.fractalnet.inference import autocast, confusion_matrix, evaluate, precision_used
 from engine.fractalnet.metrics import read_metrics, write_metrics
 from engine.fractalnet.model import FractalNet, FractalNetConfig, calibrate_batch_norm
 from engine.fractalnet.variants import variant_config
-from engine.specs import SpecMixin, spec_field
+from engine.specs import SpecMixin, check_items, check_value, nested_spec, short_repr, spec_field
 
 OPTIMIZERS: dict[str, str] = {
     "sgd": "SGD with Nesterov momentum (the paper's optimiser)",
@@ -53,6 +53,25 @@ PRECISIONS: dict[str, str] = {
     "fp32": "float32 throughout",
     "bf16": "bfloat16 autocast (also on the CPU, where it is usually slower)",
 }
+
+
+MAX_MILESTONES = 32  # of the step schedule
+MAX_PATH = 4096  # characters of a dataset or checkpoint path (Linux's PATH_MAX)
+
+
+def _fraction(name: str, value: Any) -> float:
+    m = check_value(name, value, float)
+    if not 0.0 < m < 1.0:
+        raise ValueError(f"{name}: must be a fraction of the run in (0, 1), got {m!r}")
+    return m
+
+
+def _check_path(name: str, value: str | None) -> None:
+    """A path a user typed or a link carried: text of at most MAX_PATH characters, no NUL (the OS refuses it
+    with a TypeError-like crash deep inside ``open``)."""
+    if value is not None and (len(value) > MAX_PATH or "\0" in value):
+        raise ValueError(f"{name}: must be a path of at most {MAX_PATH:,} characters without NUL, "
+                         f"got {short_repr(value)}")
 
 
 def _words(registry: dict[str, str]) -> str:
@@ -72,8 +91,6 @@ class TrainSpec(SpecMixin):
     and of each column before every validation (see ``engine.fractalnet.FractalBatchNorm2d``); 0 turns it off.
     ``resume_from`` names a checkpoint directory (a partial or finished run) to continue.
     """
-
-    model: FractalNetConfig = field(default_factory=lambda: variant_config("small"))
 
     model: FractalNetConfig = field(default_factory=lambda: variant_config("small"))
     dataset: str = spec_field("digits", choices=tuple(DATASETS), help="A dataset of engine.datasets.DATASETS "
@@ -111,14 +128,16 @@ class TrainSpec(SpecMixin):
     resume_from: str | None = spec_field(None, cli=False, ui=False, help="A checkpoint folder to continue.")
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "milestones", tuple(float(m) for m in self.milestones))
-        if not isinstance(self.model, FractalNetConfig):
-            raise ValueError("model: must be a FractalNetConfig (see engine.fractalnet.variant_config)")
+        object.__setattr__(self, "model", nested_spec("model", FractalNetConfig, self.model))
+        object.__setattr__(self, "milestones", check_items(
+            "milestones", self.milestones, _fraction, max_len=MAX_MILESTONES, what="fractions of the run"))
         self.check_fields()
+        for name in ("dataset_path", "resume_from"):
+            _check_path(name, getattr(self, name))
         if self.warmup_epochs > self.epochs:
             raise ValueError(f"warmup_epochs: must be in [0, epochs={self.epochs}], got {self.warmup_epochs}")
-        if any(not 0.0 < m < 1.0 for m in self.milestones):
-            raise ValueError(f"milestones: fractions of the run, each in (0, 1), got {self.milestones}")
+        if self.image_size is not None:  # otherwise the dataset's size is known only at train time (checked there)
+            check_activation_memory(self.model, (self.image_size, self.image_size), self.batch_size)
 
     def __hash__(self) -> int:
         return hash(self.to_json())
@@ -251,6 +270,7 @@ def train(
     dev = resolve_device(device)
     ds = dataset if dataset is not None else load_data(spec)
     config = resolved_config(spec, ds.num_classes, ds.in_channels)
+    check_activation_memory(config, tuple(ds.image_size), spec.batch_size)
     precision = precision_used(dev, spec.precision)
 
     torch.manual_seed(spec.seed)

@@ -14,7 +14,8 @@ import tempfile
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from engine.cli import add_spec_arguments
+from engine.cli import (ArgumentParser, add_spec_arguments, cli_main, count_arg, device_arg, path_arg, writable_dir,
+                        writable_file)
 from engine.kronecker.graph import KronGraph
 from engine.kronecker.spec import (PRESETS, KronSpec, KronTrainSpec, default_names, parse_matrix,
                                    parse_names)
@@ -85,17 +86,22 @@ def format_table(table: Sequence[dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
+PROG = "python -m engine.kronecker"
+
+
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="python -m engine.kronecker",
+    parser = ArgumentParser(
+        prog=PROG,
         description="Kronecker-grown layer graphs. 'show' prints a graph; 'train' trains it "
                     "(see python -m engine.kronecker train --help).",
     )
     sub = parser.add_subparsers(dest="command", required=True)
     show = sub.add_parser("show", help="print labels, equations, streams and stats of a graph")
     add_graph_arguments(show)
-    show.add_argument("--max-equations", type=int, default=50, help="equations/labels to print (0 = all)")
-    show.add_argument("--json", dest="json_out", default=None, help="also write the graph as JSON to this file")
+    show.add_argument("--max-equations", type=count_arg(0, 10**9), default=50,
+                      help="equations/labels to print (0 = all)")
+    show.add_argument("--json", dest="json_out", default=None, type=path_arg,
+                      help="also write the graph as JSON to this file")
     train = sub.add_parser("train", help="train the graph as a network beside its baselines and print the table",
                            description="Train a Kronecker network beside its baselines and print the table.")
     add_graph_arguments(train)
@@ -104,12 +110,15 @@ def _parser() -> argparse.ArgumentParser:
                        help="train the untied net as the main model (same as --no-tied)")
     train.add_argument("--baselines", default=None,
                        help='comma-separated subset of base,sequential,untied ("" for none; default all)')
-    train.add_argument("--out", default=None, help="write the results (table, curves, summary, checkpoints) here")
-    train.add_argument("--device", default=None, help="cpu, cuda or auto (default)")
+    train.add_argument("--out", default=None, type=path_arg,
+                       help="write the results (table, curves, summary, checkpoints) here")
+    train.add_argument("--device", default=None, type=device_arg, help="cpu, cuda or auto (default)")
     return parser
 
 
 def _show(args: argparse.Namespace, spec: KronSpec) -> int:
+    if args.json_out:
+        writable_file("--json", args.json_out)
     graph = spec.build()
     print(f"Graph {spec.describe()}")
     print(format_report(graph, args.max_equations))
@@ -142,8 +151,7 @@ def _train(args: argparse.Namespace, spec: KronTrainSpec) -> int:
                   f"test accuracy {info['test_accuracy']:.4f}", file=sys.stderr, flush=True)
 
     if args.out:
-        out = pathlib.Path(args.out)
-        out.mkdir(parents=True, exist_ok=True)
+        out = writable_dir("--out", args.out)
         results.run_to_dir(spec, out, progress=progress, device=args.device)
         table = results.read(out).table
     else:
@@ -159,14 +167,11 @@ def _train(args: argparse.Namespace, spec: KronTrainSpec) -> int:
     return 0
 
 
+@cli_main(PROG)
 def main(argv: Iterable[str] | None = None) -> int:
     args = _parser().parse_args(list(sys.argv[1:] if argv is None else argv))
-    try:
-        graph = spec_from_args(args)
-        spec = _train_spec(args, graph) if args.command == "train" else graph
-    except ValueError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+    graph = spec_from_args(args)
+    spec = _train_spec(args, graph) if args.command == "train" else graph
     return _train(args, spec) if args.command == "train" else _show(args, spec)
 
 

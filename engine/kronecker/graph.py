@@ -18,6 +18,8 @@ from typing import Any, Sequence
 import numpy as np
 import scipy.sparse as sp
 
+from engine.specs import short_repr
+
 #: Layer names appear inside equations such as ``a(X1 + X2)``, so they are kept to letters, digits and ``_``.
 NAME_PATTERN = re.compile(r"^[A-Za-z0-9_]+$")
 #: What :meth:`KronGraph.streams` shows for a stream step that passes its input through (zero diagonal).
@@ -80,8 +82,8 @@ def square_rows(field: str, adjacency: Any, *, allow_empty: bool = False) -> lis
                 raise ValueError(f"{field}: {_where(i, j)} is {shown}; {_FINITE}")
             try:
                 out[-1].append(float(value))
-            except (TypeError, ValueError):
-                raise ValueError(f"{field}: {_where(i, j)} is {value!r}; {_FINITE}") from None
+            except (TypeError, ValueError, OverflowError):
+                raise ValueError(f"{field}: {_where(i, j)} is {short_repr(value)}; {_FINITE}") from None
     return out
 
 
@@ -129,7 +131,7 @@ def check_name(field: str, name: Any, node: int | None = None) -> str:
         raise ValueError(f"{field}: {where}layer name is empty; use 1 or more letters, digits or '_' (e.g. 'a')")
     if not isinstance(name, str) or not NAME_PATTERN.match(name):
         raise ValueError(
-            f"{field}: {where}layer name {name!r} is not allowed; use 1 or more letters, digits or '_' "
+            f"{field}: {where}layer name {short_repr(name)} is not allowed; use 1 or more letters, digits or '_' "
             "(e.g. 'a', 'conv1')"
         )
     return name
@@ -199,7 +201,7 @@ class KronGraph:
             elif isinstance(name, Sequence) and len(name) > 0:
                 per_node.append(tuple(check_name("names", part, i) for part in name))
             else:
-                raise ValueError(f"names: node X{i + 1} needs a layer name (or one per stream), got {name!r}")
+                raise ValueError(f"names: node X{i + 1} needs a layer name (or one per stream), got {short_repr(name)}")
         streams = {len(t) for t in per_node}
         if len(streams) != 1:
             raise ValueError(f"names: every node must name the same number of streams, got {sorted(streams)}")
@@ -369,7 +371,7 @@ class KronGraph:
     def power(self, k: int) -> "KronGraph":
         """The ``k``-th Kronecker power (``power(1)`` is the graph itself); sparse all the way."""
         if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
-            raise ValueError(f"power: must be an integer >= 1, got {k!r}")
+            raise ValueError(f"power: must be an integer >= 1, got {short_repr(k)}")
         result = self
         for _ in range(int(k) - 1):
             result = result.kron(self)
@@ -573,7 +575,13 @@ class KronGraph:
 
     @classmethod
     def from_json(cls, text: str) -> "KronGraph":
-        return cls.from_dict(json.loads(text))
+        try:
+            data = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise ValueError(f"format: not a Kronecker graph file ({exc.msg} at character {exc.pos})") from None
+        except RecursionError:  # "[" * 100000: json recurses once per level
+            raise ValueError("format: not a Kronecker graph file (JSON nested too deep)") from None
+        return cls.from_dict(data)
 
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, KronGraph):

@@ -17,7 +17,8 @@ from typing import Any
 import numpy as np
 import scipy.sparse as sp
 
-from engine.io import jsonable, write_bytes_atomic
+from engine.errors import DamagedResult
+from engine.io import damaged, jsonable, read_stored_json, read_stored_text, write_bytes_atomic
 from engine.kronecker.spec import KronTrainSpec
 from engine.kronecker.tasks import TASKS
 from engine.png import png_bar_chart
@@ -95,16 +96,41 @@ class KronRun:
         return [p for pts in getattr(self, which).values() for p in pts]
 
 
+def _points_by_model(value: object) -> bool:
+    return isinstance(value, dict) and all(
+        isinstance(pts, list) and all(isinstance(p, dict) for p in pts) for pts in value.values())
+
+
 def read(result_dir: Path) -> KronRun:
-    """The run stored in ``result_dir``."""
-    s = json.loads((Path(result_dir) / SUMMARY_JSON).read_text())
-    return KronRun(task=s.get("task", ""), metric=s.get("metric", "test accuracy"), table=s.get("table", []),
-                   curves=s.get("curves", {}), test_curves=s.get("test_curves", {}),
-                   edge_weights=s.get("edge_weights") or {})
+    """The run stored in ``result_dir``; :class:`~engine.errors.DamagedResult` naming ``summary.json`` when it
+    is missing, unparsable, or its table, curves or edge weights are not what :func:`run_to_dir` writes."""
+    path = Path(result_dir) / SUMMARY_JSON
+    s = read_stored_json(path)
+    run = KronRun(task=s.get("task", ""), metric=s.get("metric", "test accuracy"), table=s.get("table", []),
+                  curves=s.get("curves", {}), test_curves=s.get("test_curves", {}),
+                  edge_weights=s.get("edge_weights") or {})
+    if not (isinstance(run.task, str) and isinstance(run.metric, str)):
+        raise damaged(path, "its task or metric is not a name")
+    if not (isinstance(run.table, list) and all(isinstance(r, dict) and isinstance(r.get("model"), str)
+                                                and isinstance(r.get("test_accuracy"), (int, float, type(None)))
+                                                for r in run.table)):
+        raise damaged(path, "its table is not one row per model with a test accuracy")
+    if not (_points_by_model(run.curves) and _points_by_model(run.test_curves)):
+        raise damaged(path, "its curves are not lists of points per model")
+    if not (isinstance(run.edge_weights, dict) and all(
+            isinstance(e, dict) and {"nodes", "rows", "cols", "weights"} <= set(e) for e in run.edge_weights.values())):
+        raise damaged(path, "its edge weights are not {nodes, rows, cols, weights} per model")
+    return run
 
 
 def read_spec(result_dir: Path) -> KronTrainSpec:
-    return KronTrainSpec.from_json((Path(result_dir) / SPEC_JSON).read_text())
+    """The run's spec; :class:`~engine.errors.DamagedResult` naming ``spec.json`` when it cannot be read back."""
+    path = Path(result_dir) / SPEC_JSON
+    text = read_stored_text(path)
+    try:
+        return KronTrainSpec.from_json(text)
+    except (ValueError, TypeError, KeyError, RecursionError) as exc:
+        raise damaged(path, f"not a Kronecker training spec ({str(exc)[:160]})") from None
 
 
 def files(result_dir: Path) -> dict[str, tuple[bytes, str]]:
@@ -126,11 +152,11 @@ def thumbnail(result_dir: Path) -> bytes | None:
     """Test accuracy per model as a small bar chart (None when the folder holds no finished run)."""
     try:
         run = read(result_dir)
-    except (OSError, ValueError):
+    except DamagedResult:
         return None
     if not run.table:
         return None
     return png_bar_chart([r["model"] for r in run.table],
-                         {"test accuracy": [float(r["test_accuracy"]) for r in run.table]},
+                         {"test accuracy": [float(r["test_accuracy"] or 0.0) for r in run.table]},
                          title=f"{run.task}: test accuracy", y_range=(0.0, 1.0), width=420, height=260,
                          value_format="{:.2f}")

@@ -16,7 +16,7 @@ import numpy as np
 
 from engine.kronecker.graph import KronGraph, check_name, square_rows, to_sparse
 from engine.kronecker.tasks import TASKS
-from engine.specs import SpecMixin, spec_field
+from engine.specs import SpecMixin, check_items, check_value, json_depth, nested_spec, short_repr, spec_field
 
 #: A spec keeps a setup drawable on a laptop: at most this many nodes ...
 MAX_NODES = 65_536
@@ -28,6 +28,8 @@ MAX_POWER = 12
 MAX_BASE_NODES = 16
 #: The largest grown graph trained here: a few minutes of CPU time at tiny widths.
 MAX_TRAIN_NODES = 1024
+#: Characters of matrix text read from a link, the paste box or a flag (16 x 16 long decimals fit many times).
+MAX_MATRIX_TEXT = 65_536
 
 BLOCK_KINDS = ("mlp", "transformer")
 EDGE_WEIGHTS = ("none", "static", "dynamic")
@@ -52,10 +54,19 @@ def parse_names(text: str) -> tuple[str, ...]:
 
 def parse_matrix(text: str, field: str = "base") -> list[list[float]]:
     """A matrix from text: JSON (``[[1,0],[1,1]]``) or rows separated by ``;`` or new lines (``1 0; 1 1``)."""
+    if not isinstance(text, str):
+        raise ValueError(f"{field}: must be text such as [[1,0],[1,1]] or '1 0; 1 1', got {type(text).__name__}")
+    if len(text) > MAX_MATRIX_TEXT:
+        raise ValueError(f"{field}: {len(text):,} characters is too long for a matrix of at most {MAX_BASE_NODES} "
+                         f"nodes; allowed at most {MAX_MATRIX_TEXT:,}")
     text = text.strip()
     if not text:
         raise ValueError(f"{field}: the matrix is empty; write it as [[1,0],[1,1]] or '1 0; 1 1'")
     if text.startswith("["):
+        depth = json_depth(text)  # json.loads recurses once per level: "[" * 100000 is a RecursionError
+        if depth > 2:
+            raise ValueError(f"{field}: nested {depth} levels deep; a matrix is a list of rows of numbers, "
+                             "allowed 2 levels, e.g. [[1,0],[1,1]]")
         try:
             value = json.loads(text)
         except json.JSONDecodeError as exc:
@@ -71,7 +82,7 @@ def parse_matrix(text: str, field: str = "base") -> list[list[float]]:
             try:
                 rows.append([float(c) for c in cells])
             except ValueError:
-                raise ValueError(f"{field}: could not read row {line.strip()!r} as numbers") from None
+                raise ValueError(f"{field}: could not read row {short_repr(line.strip())} as numbers") from None
     return rows
 
 
@@ -130,6 +141,32 @@ PRESETS: dict[str, BasePreset] = {
 }
 
 
+def _small_matrix(field: str, value: object):
+    """``to_sparse`` of a base or second matrix, its size checked first: a 3000 x 3000 list is refused before any
+    of its 9 million entries is converted."""
+    shape = getattr(value, "shape", None)
+    if shape is not None and len(shape) == 2:
+        n = int(shape[0])
+    elif isinstance(value, (list, tuple)):
+        n = len(value)
+        if any(isinstance(r, (list, tuple)) and len(r) > MAX_BASE_NODES for r in value[:MAX_BASE_NODES]):
+            n = max(n, MAX_BASE_NODES + 1)
+    else:
+        n = 0  # not a matrix: to_sparse names the problem
+    if n > MAX_BASE_NODES:
+        raise ValueError(f"{field}: has {n} nodes; allowed 1..{MAX_BASE_NODES}")
+    return to_sparse(field, value)
+
+
+def _names(field: str, value: object) -> tuple:
+    """Layer names as a tuple (``"abc"`` -> ``a, b, c``); each is checked by ``check_name`` afterwards."""
+    if isinstance(value, str):
+        value = tuple(value)
+    if not isinstance(value, (list, tuple)):
+        raise ValueError(f"{field}: must be a list of layer names (or a text such as 'abc'), got {short_repr(value)}")
+    return tuple(value)
+
+
 def _matrix_tuple(value: np.ndarray) -> Matrix:
     return tuple(tuple(float(x) for x in row) for row in np.asarray(value).tolist())
 
@@ -150,12 +187,10 @@ class KronSpec(SpecMixin):
     second_names: tuple[str, ...] | None = None
 
     def __post_init__(self) -> None:
-        base = to_sparse("base", self.base)
+        base = _small_matrix("base", self.base)
         object.__setattr__(self, "base", _matrix_tuple(base.toarray()))
-        object.__setattr__(self, "names", tuple(self.names))  # "abc" -> ("a", "b", "c")
+        object.__setattr__(self, "names", _names("names", self.names))
         n = base.shape[0]
-        if n > MAX_BASE_NODES:
-            raise ValueError(f"base: has {n} nodes; allowed 1..{MAX_BASE_NODES}")
         if len(self.names) != n:
             raise ValueError(f"names: got {len(self.names)} names for {n} nodes; give exactly one name per node")
         for i, name in enumerate(self.names):
@@ -163,21 +198,20 @@ class KronSpec(SpecMixin):
         try:
             self.check_fields()  # power, the one declared scalar
         except ValueError:
-            raise ValueError(f"power: must be an integer in 1..{MAX_POWER}, got {self.power!r}") from None
+            raise ValueError(f"power: must be an integer in 1..{MAX_POWER}, got {short_repr(self.power)}") from None
         nodes, entries = n ** self.power, base.nnz ** self.power
         if self.second is None:
             if self.second_names is not None:
                 raise ValueError("second_names: given without a second matrix; give both or neither")
         else:
-            second = to_sparse("second", self.second)
+            second = _small_matrix("second", self.second)
             object.__setattr__(self, "second", _matrix_tuple(second.toarray()))
             m = second.shape[0]
-            if m > MAX_BASE_NODES:
-                raise ValueError(f"second: has {m} nodes; allowed 1..{MAX_BASE_NODES}")
-            if self.second_names is None or len(self.second_names) != m:
-                got = 0 if self.second_names is None else len(self.second_names)
+            names = None if self.second_names is None else _names("second_names", self.second_names)
+            if names is None or len(names) != m:
+                got = 0 if names is None else len(names)
                 raise ValueError(f"second_names: got {got} names for {m} nodes; give exactly one name per node")
-            object.__setattr__(self, "second_names", tuple(self.second_names))
+            object.__setattr__(self, "second_names", names)
             for i, name in enumerate(self.second_names):
                 check_name("second_names", name, i)
             nodes, entries = nodes * m, entries * second.nnz
@@ -229,7 +263,7 @@ class KronSpec(SpecMixin):
     @classmethod
     def from_preset(cls, name: str, power: int = 2) -> "KronSpec":
         if name not in PRESETS:
-            raise ValueError(f"preset: unknown preset {name!r}; choose one of {', '.join(PRESETS)}")
+            raise ValueError(f"preset: unknown preset {short_repr(name)}; choose one of {', '.join(PRESETS)}")
         p = PRESETS[name]
         return cls(base=p.matrix, names=p.names, power=power)
 
@@ -274,14 +308,13 @@ class KronTrainSpec(SpecMixin):
                                             help="what trains beside the Kronecker net.")
 
     def __post_init__(self) -> None:
-        if isinstance(self.graph, dict):
-            object.__setattr__(self, "graph", KronSpec.from_dict(self.graph))
-        if not isinstance(self.graph, KronSpec):
-            raise ValueError(f"graph: must be an engine.kronecker.KronSpec, got {type(self.graph).__name__}")
+        object.__setattr__(self, "graph", nested_spec("graph", KronSpec, self.graph))
         if isinstance(self.baselines, str):
             object.__setattr__(self, "baselines",
                                tuple(b.strip() for b in self.baselines.split(",") if b.strip()))
-        object.__setattr__(self, "baselines", tuple(self.baselines))
+        object.__setattr__(self, "baselines", check_items(
+            "baselines", self.baselines, lambda _, v: check_value("baselines", v, str, choices=BASELINES),
+            max_len=len(BASELINES), what=f"baselines of {list(BASELINES)}"))
         if self.graph.n_nodes > MAX_TRAIN_NODES:
             raise ValueError(f"graph: {self.graph.describe()} has {self.graph.n_nodes:,} nodes; at most "
                              f"{MAX_TRAIN_NODES:,} can be trained here (lower the power)")

@@ -10,7 +10,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from engine.cli import add_spec_arguments
+from engine.cli import ArgumentParser, add_spec_arguments, cli_main, fail, path_arg, writable_dir
 from engine.specs import field_info, fields_of
 from engine.trainability.cost import estimate_seconds, network_steps
 from engine.trainability.presets import DEFAULT_PRESET, PRESETS, preset
@@ -19,14 +19,18 @@ from engine.trainability.spec import GridSpec
 from engine.trainability.views import promote_dtype
 
 
+PROG = "python -m engine.trainability"
+MAX_SPEC_FILE = 1 << 20  # a VideoSpec is a few hundred bytes of JSON
+
+
 def _parse_args(argv=None) -> argparse.Namespace:
-    ap = argparse.ArgumentParser(
-        prog="python -m engine.trainability",
+    ap = ArgumentParser(
+        prog=PROG,
         description=f"Compute a trainability grid (Sohl-Dickstein 2024) and write {', '.join(FILES)} into --out. "
                     "(`python -m engine.trainability video --help`: a zoom video.)")
     ap.add_argument("--preset", default=DEFAULT_PRESET, choices=list(PRESETS),
                     help=f"starting point: its spec, before the flags below (default: {DEFAULT_PRESET})")
-    ap.add_argument("--out", required=True, help="output directory")
+    ap.add_argument("--out", required=True, type=path_arg, help="output directory")
     add_spec_arguments(ap, GridSpec, exclude=("resolution",), defaults=PRESETS[DEFAULT_PRESET].spec)
     ap.add_argument("--resolution", type=int, nargs="+", metavar="N",
                     help=field_info(GridSpec, "resolution").meta.help)
@@ -63,17 +67,24 @@ def video_main(argv=None) -> int:
     from engine.trainability.video import VideoSpec
     from engine.trainability.video import run_to_dir as run_video
 
-    ap = argparse.ArgumentParser(prog="python -m engine.trainability video",
-                                 description="Render a zoom video into --out (video.mp4, video.gif, preview.png).")
-    ap.add_argument("--spec", required=True, help="a VideoSpec as JSON (e.g. a zoom_video job's spec.json)")
-    ap.add_argument("--out", required=True, help="output folder (created if missing)")
+    ap = ArgumentParser(prog=f"{PROG} video",
+                        description="Render a zoom video into --out (video.mp4, video.gif, preview.png).")
+    ap.add_argument("--spec", required=True, type=path_arg,
+                    help="a VideoSpec as JSON (e.g. a zoom_video job's spec.json)")
+    ap.add_argument("--out", required=True, type=path_arg, help="output folder (created if missing)")
     args = ap.parse_args(argv)
+    if Path(args.spec).is_dir():
+        raise ValueError(f"--spec: {args.spec} is a folder; give a VideoSpec JSON file")
+    with open(args.spec, "rb") as fh:
+        raw = fh.read(MAX_SPEC_FILE + 1)
+    if len(raw) > MAX_SPEC_FILE:
+        raise ValueError(f"--spec: {args.spec} is larger than {MAX_SPEC_FILE:,} bytes; a VideoSpec is a small JSON")
     try:
-        spec = VideoSpec.from_json(Path(args.spec).read_text())
-    except ValueError as e:
-        raise SystemExit(f"error: {e}") from None
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        raise ValueError(f"--spec: {args.spec} is not UTF-8 JSON text") from None
+    spec = VideoSpec.from_json(text)
+    out = writable_dir("--out", args.out)
     bar, progress = _progress_bar()
     with bar:
         run_video(spec, out, progress=progress)
@@ -81,6 +92,7 @@ def video_main(argv=None) -> int:
     return 0
 
 
+@cli_main(PROG)
 def main(argv=None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
     if argv[:1] == ["video"]:
@@ -88,8 +100,9 @@ def main(argv=None) -> int:
     args = _parse_args(argv)
     try:
         spec, raised = promote_dtype(spec_from_args(args))
-    except ValueError as e:
-        raise SystemExit(f"error: {e}") from None
+    except ValueError as exc:
+        fail(PROG, exc)
+    out = writable_dir("--out", args.out)
     if raised:
         print("note: float32 cannot tell this view's pixels apart; computing in float64")
     print(f"{spec.n_x}x{spec.n_y} grid, {network_steps(spec) / 1e6:.3g} M network-steps, "
@@ -97,8 +110,8 @@ def main(argv=None) -> int:
     t0 = time.perf_counter()
     bar, progress = _progress_bar()
     with bar:
-        run_to_dir(spec, Path(args.out), progress=progress)
-    print(f"done in {time.perf_counter() - t0:.1f} s: {', '.join(sorted(p.name for p in Path(args.out).iterdir()))}")
+        run_to_dir(spec, out, progress=progress)
+    print(f"done in {time.perf_counter() - t0:.1f} s: {', '.join(sorted(p.name for p in out.iterdir()))}")
     return 0
 
 

@@ -50,3 +50,15 @@ def float32_resolves(spec: GridSpec) -> bool:
     if spec.phase_space == "offset_vs_lr":
         rel_x *= min(1.0, 10.0 ** spec.x_range[0])
     return bool(rel_x >= eps and rel_y >= eps)
+
+
+#: The most a view may cost to start on its own, when a link or a preset (not the user's "Compute") opened it:
+#: the estimated time of a 256 x 256, 500-step tanh grid in float64 on this machine. A link can name any size,
+#: so without a limit one URL could occupy the server for years; a costlier view waits for "Compute".
+AUTO_COMPUTE_LIMIT_S = estimate_seconds(GridSpec(activation="tanh", resolution=(256, 256), steps=500,
+                                                 dtype="float64"))
+
+
+def auto_compute_ok(spec: GridSpec) -> bool:
+    """Whether ``spec`` is cheap enough to start without being asked (see :data:`AUTO_COMPUTE_LIMIT_S`)."""
+    return estimate_seconds(spec) <= AUTO_COMPUTE_LIMIT_S

@@ -10,7 +10,8 @@ from typing import Any, Mapping
 
 import numpy as np
 
-from engine.io import jsonable
+from engine.errors import DamagedResult
+from engine.io import check_picture, damaged, jsonable, read_stored_json, read_stored_npy, read_stored_text
 from engine.png import png_bytes, upscale
 from engine.trainability.colours import measure_png, render_measure
 from engine.trainability.dimension import DimensionEstimate, box_counting_dimension
@@ -65,22 +66,52 @@ class GridFiles:
         return buf.getvalue()
 
 
+def _read_measure(path: Path) -> np.ndarray:
+    measure = read_stored_npy(path)
+    if measure.ndim != 2 or measure.dtype.kind != "f" or 0 in measure.shape:
+        raise damaged(path, f"holds a {measure.dtype} array of shape {measure.shape}, not a 2-D float map")
+    return measure
+
+
 def load(result_dir) -> GridFiles:
-    """Read a grid result folder (folders never change once written, so callers may cache this)."""
+    """Read a grid result folder (folders never change once written, so callers may cache this).
+
+    Every file is checked as it is read: a missing, truncated or unparsable one, or arrays that disagree with
+    each other or with the spec, raise :class:`~engine.errors.DamagedResult` naming the file."""
     d = Path(result_dir)
-    dim_path = d / DIMENSION
-    spec_json = (d / SPEC).read_text()
-    return GridFiles(measure=np.load(d / MEASURE), converged=np.load(d / CONVERGED),
-                     spec=GridSpec.from_json(spec_json), spec_json=spec_json, png=(d / IMAGE).read_bytes(),
-                     dimension=json.loads(dim_path.read_text()) if dim_path.exists() else None)
+    spec_json = read_stored_text(d / SPEC)
+    try:
+        spec = GridSpec.from_json(spec_json)
+    except (ValueError, TypeError, KeyError) as exc:
+        raise damaged(d / SPEC, f"not a grid spec ({str(exc)[:160]})") from None
+    measure = _read_measure(d / MEASURE)
+    if measure.shape != spec.shape:
+        raise damaged(d / MEASURE, f"has shape {measure.shape}, the spec says {spec.shape}")
+    converged = read_stored_npy(d / CONVERGED)
+    if converged.shape != measure.shape or converged.dtype != np.bool_:
+        raise damaged(d / CONVERGED, f"holds a {converged.dtype} array of shape {converged.shape}, "
+                                     f"expected bool {measure.shape}")
+    dimension = read_stored_json(d / DIMENSION) if (d / DIMENSION).exists() else None  # older folders lack it
+    if dimension is not None:
+        try:
+            DimensionEstimate.from_dict(dimension)
+        except (KeyError, TypeError, ValueError, IndexError) as exc:
+            raise damaged(d / DIMENSION, f"not a dimension estimate ({type(exc).__name__}: {exc})") from None
+    return GridFiles(measure=measure, converged=converged, spec=spec, spec_json=spec_json,
+                     png=check_picture(d / IMAGE), dimension=dimension)
 
 
 def thumbnail(result_dir) -> bytes | None:
-    """The map as a PNG of about :data:`THUMBNAIL_SIDE` pixels a side (None if the folder has no measure)."""
+    """The map as a PNG of about :data:`THUMBNAIL_SIDE` pixels a side (None if the folder has no measure, or a
+    damaged one: a list of runs shows every other row)."""
     path = Path(result_dir) / MEASURE
     if not path.exists():
         return None
-    rgb = render_measure(np.load(path))
+    try:
+        measure = _read_measure(path)
+    except DamagedResult:
+        return None
+    rgb = render_measure(measure)
     side = max(rgb.shape[:2])
     if side > THUMBNAIL_SIDE:  # every k-th pixel: each pixel is one network, so no blending across the boundary
         k = -(-side // THUMBNAIL_SIDE)

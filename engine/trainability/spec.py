@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from engine.specs import SpecMixin, spec_field
+from engine.specs import SpecMixin, nested_spec, short_repr, spec_field
 
 
 @dataclass(frozen=True)
@@ -198,10 +198,13 @@ class GridTile(SpecMixin):
     cols: tuple[int, int]
 
     def __post_init__(self) -> None:
-        for name, (a, b), n in (("rows", self.rows, self.grid.n_y), ("cols", self.cols, self.grid.n_x)):
-            if not (_is_int(a) and _is_int(b) and 0 <= a < b <= n):
-                raise ValueError(f"{name}: must be a non-empty index range within [0, {n}], got {(a, b)!r}")
-            object.__setattr__(self, name, (int(a), int(b)))
+        object.__setattr__(self, "grid", nested_spec("grid", GridSpec, self.grid))
+        for name, n in (("rows", self.grid.n_y), ("cols", self.grid.n_x)):
+            pair = getattr(self, name)
+            ok = isinstance(pair, (tuple, list)) and len(pair) == 2 and all(_is_int(v) for v in pair)
+            if not (ok and 0 <= pair[0] < pair[1] <= n):
+                raise ValueError(f"{name}: must be a non-empty index range within [0, {n}], got {short_repr(pair)}")
+            object.__setattr__(self, name, (int(pair[0]), int(pair[1])))
 
     @property
     def shape(self) -> tuple[int, int]:

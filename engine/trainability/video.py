@@ -18,16 +18,17 @@ import numpy as np
 
 from engine.errors import Cancelled
 from engine.png import png_bytes
-from engine.specs import SpecMixin, spec_field
+from engine.specs import SpecMixin, check_items, check_value, nested_spec, spec_field
 from engine.trainability.colours import colorize, equalized_values
 from engine.trainability.grid import run_grid
-from engine.trainability.spec import AXIS_LIMIT, GridSpec
-from engine.trainability.views import (View, check_view, interpolate_view, keyframe_views, promote_dtype,
-                                       same_view, view_of)
+from engine.trainability.spec import AXIS_LIMIT, GridSpec, _check_resolvable
+from engine.trainability.views import (View, check_view, interpolate_view, keyframe_views, levels_between,
+                                       promote_dtype, same_view, view_of)
 
 FORMATS = ("mp4", "gif")  # the registry of output formats a page can offer
 MAX_LEVELS = 40  # factor-2 levels in one video; 2^40 is far below float64 resolution of a range anyway
 MAX_FRAMES = 4000
+MAX_PATH = 1000  # views in a zoom path (repeats included); 40 levels need at most 41 distinct ones
 PREVIEW = "preview.png"
 
 
@@ -53,35 +54,35 @@ class VideoSpec(SpecMixin):
     zoom_out: bool = spec_field(False, label="Zoom out instead of in", help="Play the zoom backwards.")
 
     def __post_init__(self) -> None:
-        grid = self.grid
-        if isinstance(grid, dict):
-            grid = GridSpec.from_dict(grid)
-        if not isinstance(grid, GridSpec):
-            raise ValueError(f"grid: must be a GridSpec (the current view), got {type(grid).__name__}")
-        object.__setattr__(self, "grid", grid)
-        if isinstance(self.resolution, (int, np.integer)):
+        object.__setattr__(self, "grid", nested_spec("grid", GridSpec, self.grid))
+        if isinstance(self.resolution, (int, np.integer)) and not isinstance(self.resolution, (bool, np.bool_)):
             object.__setattr__(self, "resolution", (int(self.resolution), int(self.resolution)))
         self.check_fields()
         if any(r % 2 for r in self.resolution):
             raise ValueError(f"resolution: an even number of pixels per axis (n_x, n_y), got {self.resolution!r}")
-        formats = tuple(self.formats)
-        if not formats or any(f not in FORMATS for f in formats) or len(set(formats)) != len(formats):
-            raise ValueError(f"formats: a non-empty selection of {FORMATS} without repeats, got {self.formats!r}")
+        formats = check_items("formats", self.formats, lambda n, v: check_value(n, v, str, choices=FORMATS),
+                              min_len=1, max_len=len(FORMATS), what=f"formats of {FORMATS}")
+        if len(set(formats)) != len(formats):
+            raise ValueError(f"formats: a non-empty selection of {FORMATS} without repeats, got {formats!r}")
         object.__setattr__(self, "formats", formats)
-        path = tuple(check_view(f"path[{i}]", v) for i, v in enumerate(self.path))
+        path = check_items("path", self.path, _path_view, max_len=MAX_PATH, what="views (x0, x1, y0, y1)")
+        for i, v in enumerate(path):  # each becomes a keyframe grid at this resolution: float64 must resolve it
+            _check_resolvable(f"path[{i}]", (v[0], v[1]), self.resolution[0])
+            _check_resolvable(f"path[{i}]", (v[2], v[3]), self.resolution[1])
         object.__setattr__(self, "path", path)
         for name in ("full_x_range", "full_y_range"):
             r = getattr(self, name)
             if r is not None and not r[0] < r[1]:
                 raise ValueError(f"{name}: needs finite lo < hi, got {r!r}")
-        if not path and (self.full_x_range is None or self.full_y_range is None):
-            raise ValueError("full_x_range: give the preset's full range (full_x_range and full_y_range), or a "
-                             "path of at least two views")
+        for name in ("full_x_range", "full_y_range"):
+            if not path and getattr(self, name) is None:
+                raise ValueError(f"{name}: give the preset's full range (full_x_range and full_y_range), or a "
+                                 "path of at least two views")
         views = self.waypoints()
         if len(views) < 2:
             raise ValueError("path: the zoom needs two different views (the current view is the full range: "
                              "zoom in first)")
-        n_levels = len(keyframe_views(views)) - 1
+        n_levels = sum(levels_between(a, b) for a, b in zip(views[:-1], views[1:]))  # keyframes, none built
         if n_levels > MAX_LEVELS:
             raise ValueError(f"path: {n_levels} factor-2 zoom levels; at most {MAX_LEVELS} fit in one video")
         if n_levels * int(self.frames_per_level) + 1 > MAX_FRAMES:
@@ -119,6 +120,14 @@ class VideoSpec(SpecMixin):
         spec = dataclasses.replace(self.grid, x_range=(view[0], view[1]), y_range=(view[2], view[3]),
                                    resolution=tuple(self.resolution))
         return promote_dtype(spec)[0]
+
+
+def _path_view(name: str, value: object) -> View:
+    """One view of a zoom path: four finite numbers within the axes' limits, x0 < x1 and y0 < y1."""
+    def number(item: str, v: object) -> float:
+        return check_value(item, v, float, range=(-AXIS_LIMIT, AXIS_LIMIT))
+
+    return check_view(name, check_items(name, value, number, min_len=4, max_len=4, what="numbers (x0, x1, y0, y1)"))
 
 
 # ------------------------------------------------------------------------------------------------ frames

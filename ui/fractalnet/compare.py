@@ -8,6 +8,7 @@ import streamlit as st
 
 from engine.fractalnet import results
 from engine.png import png_bar_chart, png_line_chart
+from ui.damaged import READ_ERRORS, damaged_notice
 from ui.downloads import download_row
 from ui.fractalnet.run import run_label
 from ui.fractalnet.setup import P
@@ -18,9 +19,14 @@ def _figures(chosen: list[str], labels: dict[str, str]) -> None:
 
     loaded = []
     for rid in chosen:
-        rd = runs.result_dir(rid)
-        epochs = [r for r in results.read_metrics(rd) if r.get("kind") == "epoch"]
-        loaded.append((rid, results.read_summary(rd), epochs))
+        try:
+            rd = runs.result_dir(rid)
+            epochs = [r for r in results.read_metrics(rd) if r.get("kind") == "epoch"]
+            loaded.append((rid, results.read_summary(rd), epochs))
+        except READ_ERRORS as exc:
+            damaged_notice(exc, key=P + "cmp_recompute_" + rid, job_id=rid, label=labels[rid])
+    if len(loaded) < 2:
+        return
     most = max(len(s["accuracy"]["columns"]) for _, s, _ in loaded)
     groups = [*(f"column {k}" for k in range(most)), "full net"]
     fig_acc, fig_col = go.Figure(), go.Figure()
@@ -47,11 +53,19 @@ def _figures(chosen: list[str], labels: dict[str, str]) -> None:
     }, key=P + "cmp-dl")
 
 
-def compare_section(all_runs: list) -> None:
-    """Overlay two or more finished runs of ``all_runs``."""
+def _stored(run_id: str) -> bool:
+    """Whether the run's result is in the store and whole (a damaged one says so in its own Results section)."""
     import runs
 
-    finished = [r for r in all_runs if r.state == "done" and runs.result_dir(r.id) is not None]
+    try:
+        return runs.result_dir(run_id) is not None
+    except READ_ERRORS:
+        return False
+
+
+def compare_section(all_runs: list) -> None:
+    """Overlay two or more finished runs of ``all_runs``."""
+    finished = [r for r in all_runs if r.state == "done" and _stored(r.id)]
     if len(finished) < 2:
         st.caption("Finish two or more runs to overlay their curves and per-column accuracies here.")
         return

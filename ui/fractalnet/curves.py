@@ -8,6 +8,7 @@ import streamlit as st
 
 from engine.fractalnet import metrics, results
 from ui.curves import curves_figure
+from ui.damaged import READ_ERRORS, damaged_notice
 from ui.format import LIVE_STATES, format_duration
 from ui.fractalnet.diagram import COLUMN_COLORS
 
@@ -52,7 +53,12 @@ def draw_live(status) -> None:
 
     if status.state not in LIVE_STATES and status.state not in ("cancelled", "failed"):
         return
-    rows = metrics.join_history(results.prior_rows(status.spec), runs.events(status.id))
+    try:
+        prior = results.prior_rows(status.spec)
+    except READ_ERRORS as exc:  # the checkpoint folder it resumed from was damaged or removed since
+        damaged_notice(exc, key=f"fn-prior-{status.id}", label="The run this one resumed from")
+        prior = []
+    rows = metrics.join_history(prior, runs.events(status.id))
     now = metrics.progress_of(rows)
     total_epochs = (status.spec or {}).get("epochs", 0)
     c1, c2, c3, c4 = st.columns(4)

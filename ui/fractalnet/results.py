@@ -11,12 +11,14 @@ import numpy as np
 import plotly.graph_objects as go
 import streamlit as st
 
+from engine.errors import DamagedResult
 from engine.fractalnet import results
+from ui.damaged import READ_ERRORS, damaged_notice
 from ui.downloads import download_row
 from ui.format import format_duration
 from ui.fractalnet.curves import curves_pair
 from ui.fractalnet.diagram import COLUMN_COLORS
-from ui.fractalnet.setup import P
+from ui.fractalnet.setup import P, open_run
 
 
 class Result(NamedTuple):
@@ -98,11 +100,15 @@ def results_section(status) -> Result | None:
     """Draw a finished run's results; return them (with its model) for the sections that use the model."""
     import runs
 
-    rd = runs.result_dir(status.id)
-    if rd is None:
-        st.warning("This run's result is no longer in the store.")
+    try:
+        rd = runs.result_dir(status.id)
+        if rd is None:
+            st.warning("This run's result is no longer in the store.")
+            return None
+        summary, rows = results.read_summary(rd), results.read_metrics(rd)
+    except READ_ERRORS as exc:
+        damaged_notice(exc, key=P + "recompute", job_id=status.id, then=open_run)
         return None
-    summary, rows = results.read_summary(rd), results.read_metrics(rd)
     st.subheader("Results")
     _headline(summary)
     curves_pair(rows, len(summary["accuracy"]["columns"]), key=f"fn-final-{status.id}")
@@ -115,7 +121,9 @@ def results_section(status) -> Result | None:
     ck = None
     try:
         ck = _checkpoint(str(rd))
-    except (ValueError, OSError) as exc:
+    except DamagedResult as exc:
+        damaged_notice(exc, key=P + "recompute_model", job_id=status.id, then=open_run)
+    except (ValueError, OSError) as exc:  # e.g. "this checkpoint does not fit …": not the run's, or a bad config
         st.error(f"The checkpoint cannot be loaded: {exc}")
     return Result(status.id, rd, status.spec or {}, summary, rows, ck)
 

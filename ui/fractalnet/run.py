@@ -14,7 +14,7 @@ from engine.fractalnet.checkpoint import resume_point
 from engine.fractalnet.train import TrainSpec
 from ui.fractalnet.curves import draw_live
 from ui.fractalnet.setup import KIND, P, apply_setup, get, open_run, setup_from_spec
-from ui.jobs import live_job_fragment
+from ui.jobs import linked_status, live_job_fragment, short_id
 
 
 def fractalnet_runs() -> list:
@@ -80,12 +80,10 @@ def run_section(all_runs: list):
     if not current:
         st.info("Press **Train** to start a run; it trains in the background, so you can reload or leave the page.")
         return None
-    try:
-        status = runs.status(current)
-    except ValueError:
-        status = None
+    status, why = linked_status(current)
     if status is None or status.kind != KIND:
-        st.warning(f"No FractalNet run `{current}` here (deleted, or a link from another machine).")
+        st.warning(f"No FractalNet run to show: {why}." if why else
+                   f"No FractalNet run `{short_id(current)}` here (deleted, or a link from another machine).")
         return None
     spec = status.spec or {}
     st.markdown(

@@ -19,6 +19,7 @@ from engine.fractalnet.train import TrainSpec
 from engine.fractalnet.variants import OVERRIDABLE, VARIANTS, match_variant
 from engine.specs import field_info, fields_of
 from ui import state
+from ui.jobs import linked_status
 from ui.spec_form import spec_input
 
 P = "fn_"  # prefix of this page's session-state keys
@@ -75,13 +76,10 @@ def setup_from_spec(spec: dict, errors: list[str] | None = None) -> dict[str, An
     return out
 
 
-def _run_spec(run_id: str) -> dict | None:
-    import runs
-
-    try:
-        status = runs.status(run_id)
-    except ValueError:
-        status = None
+def _run_spec(run_id: str, errors: list[str]) -> dict | None:
+    status, why = linked_status(run_id)
+    if why is not None:
+        errors.append(f"run: {why}")
     return status.spec if status is not None and status.kind == KIND and status.spec else None
 
 
@@ -115,7 +113,7 @@ def init_state() -> None:
     values = defaults()
     run_id = params.get("run", "")
     if run_id and not set(params) & set(link(values)):
-        spec = _run_spec(run_id)
+        spec = _run_spec(run_id, errors)
         if spec is not None:
             try:
                 values.update(setup_from_spec(spec, errors))

@@ -13,7 +13,8 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
-from engine.kronecker.spec import MAX_BASE_NODES, PRESETS, KronSpec, default_names, parse_matrix, parse_names
+from engine.kronecker.spec import (MAX_BASE_NODES, PRESETS, KronSpec, default_names, parse_matrix, parse_names,
+                                   read_table)
 from ui.spec_form import spec_input
 
 SECOND_LETTERS = "xyzwuvtsrqponmlk"
@@ -87,11 +88,22 @@ def _on_resize(prefix: str) -> None:
     _set_source(prefix, m, names[:n])
 
 
+def read_matrix(text: str, field: str = "base", table: bool = False) -> list[list]:
+    """The engine's matrix reader (``read_table`` for an editor, else ``parse_matrix``), with JSON nested deeper
+    than Python's parser goes (``"[" * 100000`` in a link or the paste box) as a ``ValueError`` naming the field,
+    like any other unreadable matrix."""
+    try:
+        return read_table(text, field) if table else parse_matrix(text, field)
+    except RecursionError:
+        raise ValueError(f"{field}: nested too deeply to be a matrix; write it as [[1,0],[1,1]] or '1 0; 1 1'") \
+            from None
+
+
 def _on_paste() -> None:
     ss = st.session_state
     ss.kr_paste_error = None
     try:
-        m = parse_matrix(ss.get("kr_paste", ""))
+        m = read_matrix(ss.get("kr_paste", ""))
         text = ss.get("kr_paste_names", "").strip()
         names = list(parse_names(text)) if text else list(default_names(len(m)))
         KronSpec(base=m, names=names, power=1)  # the engine's validation, with its own messages

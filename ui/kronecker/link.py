@@ -11,10 +11,10 @@ from typing import Any
 
 import streamlit as st
 
-from engine.kronecker.spec import (BASELINES, MAX_POWER, PRESETS, KronSpec, KronTrainSpec, default_names,
-                                   parse_names, read_table)
+from engine.kronecker.spec import BASELINES, MAX_POWER, PRESETS, KronSpec, KronTrainSpec, default_names, parse_names
 from engine.specs import FieldInfo, fields_of
 from ui import state
+from ui.jobs import linked_status, short_id
 from ui.kronecker import editor
 
 RUN_PARAM = "run"
@@ -31,7 +31,7 @@ def _graph_from_link(notes: list[str]) -> tuple[Any, ...]:
     base, names = [list(r) for r in PRESETS["example"].matrix], list(PRESETS["example"].names)
     if "base" in qp:
         try:
-            base = read_table(qp["base"])
+            base = editor.read_matrix(qp["base"], table=True)
         except ValueError as exc:
             notes.append(f"Link parameter ignored — {exc}")
         else:
@@ -49,7 +49,7 @@ def _graph_from_link(notes: list[str]) -> tuple[Any, ...]:
     second = second_names = None
     if "second" in qp:
         try:
-            second = read_table(qp["second"], "second")
+            second = editor.read_matrix(qp["second"], "second", table=True)
         except ValueError as exc:
             notes.append(f"Link parameter ignored — {exc}")
         else:
@@ -72,12 +72,11 @@ def _opened_run(notes: list[str]) -> KronTrainSpec | None:
     """The spec of the stored run that ``?run=<id>`` names (None, with a note, if there is no such run)."""
     if RUN_PARAM not in st.query_params:
         return None
-    import runs
-
     run_id = st.query_params[RUN_PARAM]
-    status = runs.status(run_id)
+    status, why = linked_status(run_id)
     if status is None or status.kind != "kron_train" or not status.spec:
-        notes.append(f"Link parameter run ignored: `{run_id}` is not a stored Kronecker training run")
+        why = why or f"`{short_id(run_id)}` is not a stored Kronecker training run"
+        notes.append(f"Link parameter run ignored: {why}")
         return None
     try:
         spec = KronTrainSpec.from_dict(status.spec)

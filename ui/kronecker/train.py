@@ -17,6 +17,7 @@ from engine.kronecker.graph import KronGraph
 from engine.kronecker.spec import BASELINES, KronSpec, KronTrainSpec
 from engine.kronecker.tasks import TASKS
 from engine.specs import fields_of
+from ui.damaged import READ_ERRORS, damaged_notice
 from ui.downloads import download_row
 from ui.jobs import job_progress_panel, live_job_fragment
 from ui.kronecker import link
@@ -118,10 +119,14 @@ def _edge_weights(run: results.KronRun, spec: KronTrainSpec, graph: KronGraph) -
 
 def result_section(job_id: str, spec: KronTrainSpec, graph: KronGraph) -> None:
     """A finished run: the comparison table, its curves, the learned edge weights, then the downloads."""
-    out = runs.result_dir(job_id)
-    if out is None:
+    try:
+        out = runs.result_dir(job_id)
+        if out is None:
+            return
+        run, files, checkpoints = results.read(out), results.files(out), results.checkpoints(out)
+    except READ_ERRORS as exc:
+        damaged_notice(exc, key="kt_recompute", job_id=job_id, kind="kron_train", spec=spec)
         return
-    run = results.read(out)
     table = pd.DataFrame(run.table)
     st.markdown(f"**Results** — {run.metric}")
     show = [c for c in results.TABLE_COLUMNS if c in table]
@@ -133,10 +138,9 @@ def result_section(job_id: str, spec: KronTrainSpec, graph: KronGraph) -> None:
                                 x="epoch"), key="kt_acc", width="stretch")
     if run.edge_weights:
         _edge_weights(run, spec, graph)
-    checkpoints = results.checkpoints(out)
     st.markdown("**Downloads** — results, then one checkpoint per model (safetensors `state_dict`; load it into "
                 "`engine.kronecker.net.build_models(spec)[model]`)")
-    download_row(results.files(out), key="kt_results")
+    download_row(files, key="kt_results")
     download_row({name: (read, "application/octet-stream") for name, read in checkpoints.values()},
                  key="kt_ckpt", labels={name: f"⬇ {model}" for model, (name, _) in checkpoints.items()})
 

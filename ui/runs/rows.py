@@ -7,13 +7,17 @@ a grid or a training run progresses; when the job ends the whole page reruns to 
 from __future__ import annotations
 
 import datetime as _dt
+import io
 
 import streamlit as st
+from PIL import Image
 
 import runs
 from cache import default_store, human_size
+from engine.errors import DamagedResult
 from runs import kinds
 from ui import nav
+from ui.damaged import READ_ERRORS, damaged_notice
 from ui.format import LIVE_STATES, STATE_ICONS, format_duration
 from ui.jobs import job_progress_text, live_job_fragment
 
@@ -41,22 +45,37 @@ def run_list(shown: list[runs.JobStatus], total: int) -> None:
 
 def run_row(run: runs.JobStatus) -> None:
     thumb_col, info_col, action_col = st.columns([1, 4, 1.6])
+    picture = damage = None
+    if run.has_result:
+        try:
+            picture = _thumbnail(str(default_store().root), run.id, run.created)
+        except READ_ERRORS as exc:  # this row says so and offers a recompute; every other row is drawn as ever
+            damage = exc
     with thumb_col:
-        picture = _thumbnail(str(default_store().root), run.id, run.created) if run.has_result else None
         if picture is not None:
             st.image(picture, width="stretch")
         else:
-            st.caption("no picture")
+            st.caption("damaged" if damage is not None else "no picture")
     with info_col:
         _description(run)
+        if damage is not None:
+            damaged_notice(damage, key=f"runs-recompute-{run.id}", job_id=run.id)
     with action_col:
         _actions(run)
 
 
 @st.cache_data(max_entries=256, show_spinner=False)
 def _thumbnail(store_root: str, run_id: str, created: float | None) -> bytes | None:
-    """``runs.thumbnail``, kept per stored result (a key names one content, so it never goes stale)."""
-    return runs.thumbnail(run_id)
+    """``runs.thumbnail`` of a stored result whose files pass their checksums, as a picture that decodes (so a
+    truncated one is reported, not handed to ``st.image``); kept per stored result (a key names one content)."""
+    default_store().verify(run_id)
+    data = runs.thumbnail(run_id)
+    if data is not None:
+        try:
+            Image.open(io.BytesIO(data)).load()
+        except Exception as exc:  # noqa: BLE001 - Pillow reports a broken file in many types (OSError, SyntaxError…)
+            raise DamagedResult(f"its picture cannot be decoded: {exc}") from None
+    return data
 
 
 def _when(ts: float | None) -> str:

@@ -1,5 +1,10 @@
 """The jobs behind the map: a quick preview, then the full resolution, each a background job found again by its
-spec (job id = store key), so a reload or a second tab picks up the same work; and their results, read once."""
+spec (job id = store key), so a reload or a second tab picks up the same work; and their results, read once.
+
+A view starts on its own (opened from a link, a preset or a zoom) only when it costs less than the engine's
+``AUTO_COMPUTE_LIMIT_S``; a costlier one waits for "Compute", so a URL cannot occupy the server for years. A stored
+result that cannot be read is kept aside as ``damaged`` for the map to offer a recompute.
+"""
 
 from __future__ import annotations
 
@@ -11,7 +16,9 @@ import streamlit as st
 import runs
 from cache import default_store
 from engine.trainability import GridSpec, results
+from engine.trainability.cost import auto_compute_ok, estimate_seconds
 from engine.trainability.views import preview_spec
+from ui.damaged import READ_ERRORS
 from ui.trainability import session
 
 
@@ -28,6 +35,9 @@ class ViewJobs:
     shown_id: str | None = None
     shown: results.GridFiles | None = None
     shown_dir: str | None = None  # the shown result's folder: the key of caches of what is drawn from it
+    cost_s: float = 0.0  # estimated seconds of the preview and the full view together
+    held: bool = False  # the view would start on its own but costs too much: it waits for "Compute"
+    damaged: tuple | None = None  # (job id, spec, error) of a stored result that cannot be read
 
     @property
     def showing_preview(self) -> bool:
@@ -57,6 +67,12 @@ def result_of(spec: GridSpec) -> results.GridFiles | None:
     return load_result(str(rd)) if rd is not None else None
 
 
+def request_compute() -> None:
+    """on_click of every "Compute this view" button: compute the current view whatever it costs."""
+    session.get()["autorun"] = True
+    st.session_state["tx_force"] = True
+
+
 def view_jobs(state: dict) -> ViewJobs:
     """Find (and, when the view should compute, start) the current view's preview and full-resolution jobs."""
     spec, raised = session.view_spec(state)
@@ -65,7 +81,12 @@ def view_jobs(state: dict) -> ViewJobs:
     coarse_id = grid_id(coarse_spec) if coarse_spec else None
     fine, coarse = runs.status(fine_id), runs.status(coarse_id) if coarse_id else None
     force = st.session_state.pop("tx_force", False)
-    if state["autorun"]:
+    if force:  # the user asked for this view: its full resolution follows the preview whatever it costs
+        state["confirmed"] = fine_id
+    allowed = state.get("confirmed") == fine_id or auto_compute_ok(spec)
+    cost_s = estimate_seconds(spec) + (estimate_seconds(coarse_spec) if coarse_spec else 0.0)
+    held = state["autorun"] and not allowed and fine is None and coarse is None
+    if state["autorun"] and allowed:
         fine_done = fine is not None and fine.state == "done"
         if coarse_spec is not None and not fine_done and (coarse is None or force and coarse.terminal
                                                           and coarse.state != "done"):
@@ -79,11 +100,15 @@ def view_jobs(state: dict) -> ViewJobs:
                 force and fine is not None and fine.state in ("failed", "cancelled")):
             fine_id = runs.submit("grid", spec)
             fine = runs.status(fine_id)
-    jobs = ViewJobs(spec, raised, fine_id, fine, coarse_id, coarse)
-    for job_id, status in ((fine_id, fine), (coarse_id, coarse)):
+    jobs = ViewJobs(spec, raised, fine_id, fine, coarse_id, coarse, cost_s=cost_s, held=held)
+    for job_id, status, job_spec in ((fine_id, fine, spec), (coarse_id, coarse, coarse_spec)):
         if status is not None and status.state == "done":
-            rd = runs.result_dir(job_id)
-            if rd is not None:
-                jobs.shown_id, jobs.shown, jobs.shown_dir = job_id, load_result(str(rd)), str(rd)
+            try:
+                rd = runs.result_dir(job_id)
+                if rd is not None:
+                    jobs.shown_id, jobs.shown, jobs.shown_dir = job_id, load_result(str(rd)), str(rd)
+                    break
+            except READ_ERRORS as exc:  # never fall back to the preview of a damaged full view
+                jobs.damaged = (job_id, job_spec, exc)
                 break
     return jobs

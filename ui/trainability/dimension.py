@@ -10,6 +10,7 @@ import plotly.graph_objects as go
 import streamlit as st
 
 from engine.trainability import combined_dimension, published_dimension
+from ui.damaged import READ_ERRORS, damaged_notice
 from ui.downloads import download_row
 from ui.trainability import compute, session
 
@@ -32,7 +33,13 @@ def dimension_section(state: dict, jobs: compute.ViewJobs) -> None:
     est = jobs.shown.estimate()
     visited = []
     for lvl, v in enumerate(state["path"]):
-        result = compute.result_of(session.view_spec(state, v)[0])
+        spec = session.view_spec(state, v)[0]
+        try:
+            result = compute.result_of(spec)
+        except READ_ERRORS as exc:  # another level's stored grid: left out of the pooled estimate, and said so
+            damaged_notice(exc, key=f"tx_dim_recompute_{lvl}", job_id=compute.grid_id(spec), kind="grid",
+                           spec=spec, label=f"Level {lvl}")
+            continue
         if result is not None:
             visited.append((lvl, v, result.estimate()))
     combined = combined_dimension([e for _, _, e in visited]) if visited else None

@@ -9,8 +9,10 @@ import streamlit as st
 import runs
 from engine.trainability import PHASE_SPACES
 from engine.trainability.colours import SPECTRAL_COLORSCALE, equalized_values, legend_colours
+from engine.trainability.cost import AUTO_COMPUTE_LIMIT_S
+from ui.damaged import damaged_notice
 from ui.downloads import download_row
-from ui.format import LIVE_STATES
+from ui.format import LIVE_STATES, format_duration
 from ui.heatmap import coordinate_decimals, format_coordinate, heatmap_figure
 from ui.jobs import live_job_fragment
 from ui.trainability import compute, navigation, pixel
@@ -38,7 +40,12 @@ def _figure_payload(result_dir: str) -> tuple:
 
 
 def map_section(state: dict, jobs: compute.ViewJobs) -> None:
-    """The map of the shown result, wired for click and box zoom; or a placeholder that says what is happening."""
+    """The map of the shown result, wired for click and box zoom; or a placeholder that says what is happening
+    (a damaged stored result: what is wrong, and a Recompute button)."""
+    if jobs.damaged is not None:
+        job_id, spec, exc = jobs.damaged
+        damaged_notice(exc, key="tx_recompute", job_id=job_id, kind="grid", spec=spec)
+        return
     if jobs.shown is None:
         _placeholder(state, jobs)
         return
@@ -64,7 +71,13 @@ def map_section(state: dict, jobs: compute.ViewJobs) -> None:
 def _placeholder(state: dict, jobs: compute.ViewJobs) -> None:
     with st.container(height=MAP_HEIGHT, border=True):
         states = {s.state for s in (jobs.fine, jobs.coarse) if s is not None}
-        if not state["autorun"] and not states:
+        if jobs.held:
+            st.warning(f"This view was not started: it would take about **{format_duration(jobs.cost_s)}** on "
+                       f"this machine, more than the {format_duration(AUTO_COMPUTE_LIMIT_S)} that a link or a "
+                       "preset starts on its own.", icon=":material/timer:")
+            st.button("Compute this view", key="tx_compute_view", on_click=compute.request_compute,
+                      type="primary", icon=":material/play_arrow:")
+        elif not state["autorun"] and not states:
             st.info("Press **Compute this view** in the sidebar to train the grid of networks for this "
                     "preset. A coarse preview appears within seconds, then the full resolution.",
                     icon=":material/arrow_back:")

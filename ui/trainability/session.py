@@ -61,8 +61,10 @@ def _load_from_url(params: dict) -> bool:
     parsed = parse_grid_view_query(params)
     if parsed is None:
         return False
+    # A link computes what it names (within the engine's cost limit, see compute.view_jobs); a link with refused
+    # parameters shows the preset's view instead, so it waits for "Compute" rather than train what nobody asked.
     state = fresh(parsed["preset"], parsed["spec"], parsed["path"], parsed["level"], parsed["factor"],
-                  parsed["mode"], parsed["pixel"], autorun=True)
+                  parsed["mode"], parsed["pixel"], autorun=not parsed["errors"])
     if parsed["errors"]:
         state["notice"] = ("warning", "Some link parameters were ignored: " + "; ".join(parsed["errors"]))
     st.session_state[KEY] = state

@@ -13,7 +13,7 @@ from engine.trainability import ACTIVATIONS, PHASE_SPACES, PRESETS, GridSpec, es
 from engine.trainability.views import preview_spec, view_of
 from ui.format import format_duration
 from ui.spec_form import spec_input
-from ui.trainability import session
+from ui.trainability import compute, session
 
 RESOLUTIONS = (16, 24, 32, 48, 64, 96, 128, 192, 256, 384, 512)  # the menu of square sizes
 TITLES = {"activation": {k: a.title for k, a in ACTIVATIONS.items()},
@@ -40,7 +40,7 @@ def sidebar(state: dict) -> None:
     st.divider()
     st.markdown(f"**Cost of this view:** {steps / 1e6:.3g} M network-steps · about "
                 f"**{format_duration(seconds)}** on this machine")
-    st.button("Compute this view", type="primary", key="tx_compute", on_click=_on_compute,
+    st.button("Compute this view", type="primary", key="tx_compute", on_click=compute.request_compute,
               width="stretch", icon=":material/play_arrow:")
 
 
@@ -139,7 +139,3 @@ def _on_resolution() -> None:
         st.session_state["tx_res"] = tuple(old)
         state["notice"] = ("warning", f"Resolution not changed — {exc}")
 
-
-def _on_compute() -> None:
-    session.get()["autorun"] = True
-    st.session_state["tx_force"] = True

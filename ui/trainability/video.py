@@ -10,6 +10,7 @@ from cache import default_store
 from engine.specs import field_info
 from engine.trainability import estimate_seconds, network_steps
 from engine.trainability.video import VideoSpec, video_files
+from ui.damaged import READ_ERRORS, damaged_notice
 from ui.downloads import download_row
 from ui.format import format_duration
 from ui.jobs import live_job_fragment
@@ -70,10 +71,14 @@ def video_section(state: dict, jobs: compute.ViewJobs) -> None:
     if runs.status(video_id) is None:
         return
     live_job_fragment(video_id, key="tx_v_job", title="Zoom video")
-    result = runs.result_dir(video_id)
-    if result is None:
+    try:
+        result = runs.result_dir(video_id)
+        if result is None:
+            return
+        files = video_files(result)
+    except READ_ERRORS as exc:
+        damaged_notice(exc, key="tx_v_recompute", job_id=video_id, kind="zoom_video", spec=spec)
         return
-    files = video_files(result)
     if "mp4" in files:
         st.video(files["mp4"], format="video/mp4", loop=True)
     download_row({f"zoom-{state['preset']}.{fmt}": (data, MIME[fmt]) for fmt, data in files.items()},
