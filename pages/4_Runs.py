@@ -1,9 +1,10 @@
-"""Runs and artifacts: every job and every stored result, newest first — status, re-open, download, delete."""
+"""Runs and artifacts: every job and every stored result, newest first — status, re-open, resume, name, compare,
+download, delete."""
 
 import streamlit as st
 
 from ui import nav
-from ui.runs import filters, overview, rows
+from ui.runs import compare, filters, overview, rows
 
 nav.page_setup("pages/4_Runs.py")
 
@@ -13,4 +14,5 @@ st.caption("Every background job and every cached result, newest first. Results 
 
 all_runs = overview.store_overview()  # counts, store size, "Clear all…"
 shown = filters.filter_bar(all_runs)  # by kind and state, kept in the URL
-rows.run_list(shown, total=len(all_runs))  # picture, status, re-open, download, cancel, delete
+compare.compare_section(shown)  # pick runs: their settings side by side, the differing ones first
+rows.run_list(shown, total=len(all_runs))  # picture, name and key settings, status; open, resume, name, delete

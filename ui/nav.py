@@ -38,7 +38,8 @@ PAGES: tuple[Page, ...] = (
          "Grow a self-similar layer graph by Kronecker-multiplying a small lower-triangular adjacency matrix with "
          "itself; see its adjacency, data flow and streams, and train it as a network against fair baselines."),
     Page("pages/4_Runs.py", "Runs and artifacts", ":material/folder_open:", "Runs",
-         "Every job and cached result, newest first: status, thumbnails, re-open, download and delete."),
+         "Every job and cached result, newest first: status, thumbnails, names and notes, re-open, resume, "
+         "compare settings, download and delete."),
 )
 EXPLORER, FRACTALNET_LAB, KRONECKER_LAB, RUNS = PAGES
 

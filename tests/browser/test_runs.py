@@ -1,4 +1,5 @@
-"""Runs page in a real browser: stored results are listed with their thumbnail, download as a zip, and delete."""
+"""Runs page in a real browser: stored results are listed with their thumbnail, download as a zip, and delete
+(after a confirmation); every kind's picture actually loads."""
 
 from __future__ import annotations
 
@@ -12,7 +13,9 @@ from PIL import Image
 
 import runs
 from cache import Store
+from engine.trainability import GridSpec
 from tests.browser.conftest import wait_for_app
+from tests.pages.test_runs_every_kind import computed  # noqa: F401 - the module's real results of every kind
 from ui import nav
 
 
@@ -30,9 +33,9 @@ def test_runs_lists_downloads_and_deletes(page, app_url, _isolated_store):
     gone = f"grid-{tag}gone0000000000"
     now = time.time()
     store.put(keep, arrays={"measure": np.ones((4, 4))}, files={"image.png": _png()},
-              record={"spec": {"preset": "tanh", "tag": tag}, "created": now, "elapsed_s": 3.0})
+              record={"spec": GridSpec(activation="tanh").to_dict(), "created": now, "elapsed_s": 3.0})
     store.put(gone, files={"image.png": _png()},
-              record={"spec": {"preset": "relu", "tag": tag}, "created": now + 1, "elapsed_s": 1.0})
+              record={"spec": GridSpec(activation="relu").to_dict(), "created": now + 1, "elapsed_s": 1.0})
 
     page.goto(f"{app_url}/Runs")
     wait_for_app(page)
@@ -47,7 +50,7 @@ def test_runs_lists_downloads_and_deletes(page, app_url, _isolated_store):
     gone_row = page.locator(f".st-key-run-{gone}")
     keep_row.wait_for()
     gone_row.wait_for()
-    assert gone_row.get_by_text("preset=relu").count() == 1
+    assert gone_row.get_by_text("preset relu").count() == 1  # the key fields, in the row
     # newest first: the later result's row comes before the earlier one's in the page
     assert page.evaluate(
         "([a, b]) => !!(document.querySelector(a).compareDocumentPosition(document.querySelector(b)) & 4)",
@@ -66,7 +69,10 @@ def test_runs_lists_downloads_and_deletes(page, app_url, _isolated_store):
         names = zf.namelist()
     assert f"{keep}/image.png" in names and f"{keep}/record.json" in names and f"{keep}/measure.npy" in names
 
-    gone_row.get_by_role("button", name="Delete").click()
+    gone_row.get_by_role("button", name="Delete…").click()
+    gone_row.get_by_text("Delete this run?").wait_for()  # one click only asks
+    assert store.has(gone)
+    gone_row.get_by_role("button", name="Yes, delete").click()
     gone_row.wait_for(state="detached")
     wait_for_app(page)
     assert not store.has(gone) and store.has(keep)
@@ -75,3 +81,24 @@ def test_runs_lists_downloads_and_deletes(page, app_url, _isolated_store):
     wait_for_app(page)
     page.locator(f".st-key-run-{keep}").wait_for()
     assert page.locator(f".st-key-run-{gone}").count() == 0
+
+
+def test_every_kind_shows_its_picture(page, app_url, _isolated_store, computed):  # noqa: F811
+    """A real result of each built-in kind: its row's picture is loaded by the browser, at the size of the
+    kind's own thumbnail (not a broken image, not "no picture")."""
+    store = Store(_isolated_store)
+    ids = {}
+    for kind in ("grid", "zoom_video", "fractalnet_train", "kron_train"):
+        spec, folder = computed[kind]
+        ids[kind] = store.key(kind, spec)
+        store.commit(ids[kind], folder, {"kind": kind, "spec": spec.to_dict(), "elapsed_s": 1.0})
+    page.goto(f"{app_url}/Runs")
+    wait_for_app(page)
+    for kind, run_id in ids.items():
+        row = page.locator(f".st-key-run-{run_id}")
+        row.wait_for()
+        img = row.locator("img").first
+        img.wait_for()
+        width = Image.open(io.BytesIO(runs.thumbnail(run_id))).size[0]
+        loaded = page.evaluate("(el) => el.complete && el.naturalWidth", img.element_handle())
+        assert loaded == width, f"{kind}: picture {loaded} px wide, thumbnail {width}"

@@ -28,3 +28,23 @@ def test_streamlits_own_page_list_is_hidden():
 
     config = tomllib.loads((ROOT / ".streamlit" / "config.toml").read_text())
     assert config["client"]["showSidebarNavigation"] is False
+
+
+def _how_it_works(at: AppTest) -> str:
+    expanders = [e for e in at.main.get("expander") if e.label == "How it works"]
+    assert len(expanders) == 1
+    return " ".join(m.value for m in expanders[0].get("markdown"))
+
+
+def test_how_it_works_names_the_store_this_server_uses(tmp_path, monkeypatch):
+    """With FRACTAL_LAB_CACHE set, the home page names that folder, not the default cache/data/."""
+    elsewhere = tmp_path / "results elsewhere"
+    monkeypatch.setenv("FRACTAL_LAB_CACHE", str(elsewhere))
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=60).run()
+    assert not at.exception, at.exception
+    text = _how_it_works(at)
+    assert f"`{elsewhere}`" in text and "cache/data" not in text and "set by `FRACTAL_LAB_CACHE`" in text
+    monkeypatch.delenv("FRACTAL_LAB_CACHE")
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=60).run()
+    default = str(ROOT / "cache" / "data")
+    assert f"`{default}`" in _how_it_works(at) and "Set `FRACTAL_LAB_CACHE`" in _how_it_works(at)

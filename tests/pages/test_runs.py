@@ -47,8 +47,9 @@ def store(tmp_path, monkeypatch):
 def made(store):
     """A stored grid-like result with a picture (older), a failed job and a finished job (newest)."""
     grid = "grid-0123456789abcdef0123"
+    spec = dataclasses.replace(kinds.KINDS["grid"].spec_class()(), resolution=(16, 16))  # the tanh preset at 16²
     store.put(grid, arrays={"measure": np.ones((4, 4))}, files={"image.png": _png()},
-              record={"spec": {"preset": "tanh", "resolution": 16}, "created": time.time() - 60, "elapsed_s": 2.0})
+              record={"spec": spec.to_dict(), "created": time.time() - 60, "elapsed_s": 2.0})
     failed = runs.submit("sleep", SleepSpec(steps=2, step_s=0.0, fail_at=0))
     assert runs.wait(failed, 30).state == "failed"
     done = runs.submit("sleep", SleepSpec(steps=1, step_s=0.0, tag="done"))
@@ -72,8 +73,8 @@ def test_lists_every_run_newest_first_with_status(made):
     assert [m.value for m in at.metric][:2] == ["3", "0"]
     assert [e.value for e in at.error] == ["RuntimeError: boom at step 0"]
     captions = " | ".join(c.value for c in at.caption)
-    assert "preset=tanh, resolution=16" in captions and "took 2 s" in captions
-    assert "steps=1" in captions
+    assert "preset **tanh**" in captions and "resolution **16×16 px**" in captions and "took 2 s" in captions
+    assert "steps **1**" in captions  # a kind without a list of key fields shows its first fields
     # a thumbnail for every stored result: the grid's image.png and the sleep kind's own picture (fx.thumbnail);
     # the failed job has no result, so no picture
     assert len(at.get("image")) == 2
@@ -84,12 +85,29 @@ def test_lists_every_run_newest_first_with_status(made):
 def test_delete_removes_record_and_files(made, store):
     at = _open()
     at.button(key=f"runs-del-{made['grid']}").click().run()
+    at.button(key=f"runs-del-yes-{made['grid']}").click().run()
     assert not at.exception
     assert not store.has(made["grid"])
     assert made["grid"] not in _row_ids(at)
     at.button(key=f"runs-del-{made['done']}").click().run()
+    at.button(key=f"runs-del-yes-{made['done']}").click().run()
     assert not store.has(made["done"]) and runs.status(made["done"]) is None
     assert _row_ids(at) == [made["failed"]]
+
+
+def test_delete_asks_first(made, store):
+    """One click on Delete only asks; "Keep it" keeps the run; "Yes, delete" removes it."""
+    at = _open()
+    at.button(key=f"runs-del-{made['grid']}").click().run()
+    assert not at.exception
+    assert store.has(made["grid"]) and made["grid"] in _row_ids(at)
+    assert any("Delete this run?" in w.value for w in at.warning)
+    at.button(key=f"runs-del-no-{made['grid']}").click().run()
+    assert store.has(made["grid"]) and not any("Delete this run?" in w.value for w in at.warning)
+    at.button(key=f"runs-del-{made['grid']}").click().run()
+    at.button(key=f"runs-del-yes-{made['grid']}").click().run()
+    assert not store.has(made["grid"]) and made["grid"] not in _row_ids(at)
+    assert _row_ids(at) == [made["done"], made["failed"]]
 
 
 def test_filters_live_in_the_url(made):
@@ -156,3 +174,66 @@ def test_reopen_link_for_every_kind(store):
         assert (links[label].page, links[label].query_string) == (page, query)
     assert expected["Open in the explorer"][1] != expected["Open its view in the explorer"][1]
     assert set(nav.REOPEN) == set(kinds.BUILT_IN)  # no kind is left without a page that re-opens it
+
+
+def _name_and_note(at: AppTest, run_id: str, name: str, note: str) -> AppTest:
+    at.text_input(key=f"runs-name-{run_id}").input(name)
+    at.text_area(key=f"runs-note-{run_id}").input(note)
+    return at.button(key=f"runs-note-save-{run_id}").click().run()
+
+
+def test_names_and_notes_are_kept_with_the_run_not_in_its_spec(made, store):
+    """A name and a note typed on the page show in the row, survive a reload (a new session), and change
+    neither the run's id nor its stored spec: asking for the same computation still finds it."""
+    record_before = store.record(made["done"])
+    at = _name_and_note(_open(), made["done"], "baseline *run*", "first try:\nsee `loss`")
+    assert not at.exception, at.exception
+    assert any(m.value.startswith("**baseline \\*run\\*** · Sleep test") for m in at.markdown)  # shown as typed
+    at = _open()  # a reload: a new session reads it back from disk
+    assert any(m.value.startswith("**baseline \\*run\\*** · ") and m.value.endswith(f"`{made['done']}`")
+               for m in at.markdown)
+    assert any("first try" in c.value and "see \\`loss\\`" in c.value for c in at.caption)
+    assert at.text_input(key=f"runs-name-{made['done']}").value == "baseline *run*"
+    assert store.record(made["done"])["spec"] == record_before["spec"]
+    assert runs.submit("sleep", SleepSpec(steps=1, step_s=0.0, tag="done")) == made["done"]
+    assert _row_ids(at) == [made["done"], made["failed"], made["grid"]]
+
+
+def test_names_are_capped_and_a_bad_one_is_refused_by_name(made):
+    from runs import notes
+
+    at = _name_and_note(_open(), made["grid"], "ok", "")
+    at.text_input(key=f"runs-name-{made['grid']}").set_value("x" * 200)  # past max_chars: the widget cuts it
+    at.button(key=f"runs-note-save-{made['grid']}").click().run()
+    assert not at.exception
+    assert notes.read(made["grid"]).name == "x" * notes.MAX_NAME
+    at.text_input(key=f"runs-name-{made['grid']}").set_value("two\nlines")  # what only a crafted client sends
+    at.button(key=f"runs-note-save-{made['grid']}").click().run()
+    assert not at.exception
+    assert any(e.value.startswith("name: must be one line") for e in at.error)
+    assert notes.read(made["grid"]).name == "x" * notes.MAX_NAME  # a refused name leaves the stored one
+
+
+def test_compare_settings_of_picked_runs_differing_first(store):
+    fx.register()
+    a = runs.submit("sleep", SleepSpec(steps=2, step_s=0.0, tag="a"))
+    b = runs.submit("sleep", SleepSpec(steps=3, step_s=0.0, scale=2.0, tag="a"))
+    assert runs.wait(a, 30).state == runs.wait(b, 30).state == "done"
+    at = _open()
+    at.multiselect(key="runs-pick").set_value([a, b]).run()
+    assert not at.exception, at.exception
+    table = at.dataframe[0].value
+    assert list(table.index[:2]) == ["steps", "scale"]  # the settings that differ, in the spec's order, first
+    assert table["differs"].tolist() == [True, True] + [False] * (len(table) - 2)
+    assert table.loc["steps"].tolist()[1:] == ["2", "3"] and table.loc["tag"].tolist()[1:] == ["a", "a"]
+    assert {"step_s", "fail_at", "tag"} <= set(table.index[2:])
+    assert any("2 of" in c.value and "settings differ" in c.value for c in at.caption)
+
+
+def test_my_files_use_material_icons_not_emoji():
+    """Emoji render as empty boxes in Debian's Chromium: the Runs page and home use :material/…: icons."""
+    files = [ROOT / "app.py", ROOT / RUNS_PAGE, *sorted((ROOT / "ui" / "runs").glob("*.py")), ROOT / "ui" / "home.py"]
+    for path in files:
+        text = path.read_text(encoding="utf-8")
+        odd = sorted({c for c in text if ord(c) >= 0x2190 and c not in "→…−×⊗"})
+        assert not odd, f"{path.name}: {odd}"

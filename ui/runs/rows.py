@@ -15,11 +15,11 @@ from PIL import Image
 import runs
 from cache import default_store, human_size
 from engine.errors import DamagedResult
-from runs import kinds
-from ui import nav
+from runs import describe, kinds, notes
 from ui.damaged import READ_ERRORS, damaged_notice
 from ui.format import LIVE_STATES, STATE_ICONS, format_duration
 from ui.jobs import job_progress_text, live_job_fragment
+from ui.runs import actions
 
 PAGE_SIZE = 25
 
@@ -38,7 +38,7 @@ def run_list(shown: list[runs.JobStatus], total: int) -> None:
             else:
                 run_row(run)
     if len(shown) > limit:
-        if st.button(f"Show more ({len(shown) - limit} not shown)", key="runs-more"):
+        if st.button(f"Show more ({len(shown) - limit} not shown)", key="runs-more", icon=":material/expand_more:"):
             st.session_state["runs-limit"] = limit + PAGE_SIZE
             st.rerun()
 
@@ -60,8 +60,9 @@ def run_row(run: runs.JobStatus) -> None:
         _description(run)
         if damage is not None:
             damaged_notice(damage, key=f"runs-recompute-{run.id}", job_id=run.id)
+        actions.delete_confirmation(run)
     with action_col:
-        _actions(run)
+        actions.actions(run)
 
 
 @st.cache_data(max_entries=256, show_spinner=False)
@@ -82,13 +83,32 @@ def _when(ts: float | None) -> str:
     return _dt.datetime.fromtimestamp(ts).strftime("%Y-%m-%d %H:%M:%S") if ts else "—"
 
 
+def key_fields_text(run: runs.JobStatus) -> str:
+    """The fields that tell this run from others of its kind: ``"variant micro · dataset digits · epochs 20"``."""
+    return " · ".join(f"{label} **{text}**" for label, text in describe.key_fields(run.kind, run.spec))
+
+
+def title_line(run: runs.JobStatus, name: str = "") -> str:
+    """The row's first line: its name (when it has one), kind, state and id."""
+    named = f"**{_escape(name)}** · {kinds.title(run.kind)}" if name else f"**{kinds.title(run.kind)}**"
+    return f"{named} · {STATE_ICONS.get(run.state, '')} {run.state} · `{run.id}`"
+
+
+def _escape(text: str) -> str:
+    """A person's text shown as typed (no markdown, no ``:material/…:`` or emoji shortcodes)."""
+    return "".join("\\" + c if c in "\\`*_[]()<>#+-.!|:~$" else c for c in text)
+
+
 def _description(run: runs.JobStatus) -> None:
-    st.markdown(f"**{kinds.title(run.kind)}** · {STATE_ICONS.get(run.state, '')} {run.state} · `{run.id}`")
+    note = notes.read(run.id)
+    st.markdown(title_line(run, note.name))
+    if note.note:
+        st.caption(_escape(note.note))
     took = format_duration(run.elapsed_s)
     timing = {"queued": "waiting for a free slot", "running": f"running for {took}"}.get(run.state, f"took {took}")
     size = f" · {human_size(run.size)}" if run.size else ""
     st.caption(f"submitted {_when(run.created)} · {timing}{size}")
-    summary = runs.spec_summary(run.spec)
+    summary = key_fields_text(run)
     if summary:
         st.caption(summary)
     if run.state in LIVE_STATES:
@@ -98,43 +118,7 @@ def _description(run: runs.JobStatus) -> None:
     elif run.state == "cancelled":
         st.caption(":material/cancel: cancelled" + (" — its partial files are kept for a resume"
                                                    if run.has_partial else ""))
-    with st.expander("Details"):
+    with st.expander("All settings", icon=":material/tune:"):
         st.json(run.spec or {}, expanded=False)
         if run.has_result:
             st.caption("Files: " + ", ".join(default_store().files(run.id)))
-
-
-def _actions(run: runs.JobStatus) -> None:
-    if run.state == "done":
-        _reopen_link(run)
-    if run.has_result:
-        st.download_button(
-            "Download (.zip)", data=lambda key=run.id: default_store().zip_bytes(key), icon=":material/download:",
-            file_name=f"{run.id}.zip", mime="application/zip", key=f"runs-dl-{run.id}",
-            on_click="ignore", width="stretch",
-        )
-    if run.state in LIVE_STATES:
-        if st.button("Cancel", key=f"runs-cancel-{run.id}", icon=":material/stop_circle:", width="stretch"):
-            runs.cancel(run.id)
-            st.rerun(scope="app")
-    if st.button("Delete", key=f"runs-del-{run.id}", icon=":material/delete:", width="stretch",
-                 help="Stop the job if it runs, and remove its record and stored files"):
-        runs.delete(run.id)
-        st.toast(f"Deleted {run.id}")
-        st.rerun(scope="app")
-
-
-def _reopen_link(run: runs.JobStatus) -> None:
-    """"Open in …": the page that shows this kind of run, opened on this run (see ``ui.nav.REOPEN``)."""
-    try:
-        link = nav.reopen_link(run.kind, run.id, run.spec)
-    except Exception as exc:  # an old spec the page no longer understands: say so, keep the row usable
-        st.caption(f"Cannot reopen this run: {type(exc).__name__}: {exc}")
-        return
-    if link is None:
-        return
-    try:
-        st.page_link(link.page.file, label=link.label, icon=link.page.icon, query_params=link.query)
-    except Exception:  # e.g. a test harness that does not know the other pages
-        query = "&".join(f"{k}={v}" for k, v in link.query.items())
-        st.caption(f"{link.label} — `{link.page.file}?{query}`")
