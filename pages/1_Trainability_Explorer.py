@@ -8,7 +8,7 @@ function in ``ui/trainability/``.
 import streamlit as st
 
 from ui import nav
-from ui.trainability import compute, dimension, grid_map, link, navigation, pixel, session, setup, video
+from ui.trainability import compute, dimension, exports, grid_map, link, navigation, pixel, session, setup, video
 
 nav.page_setup("pages/1_Trainability_Explorer.py")
 state = session.load()
@@ -18,9 +18,9 @@ st.markdown(
     "Each pixel is **one small neural network trained from scratch** with the two hyperparameters on the axes "
     "(log₁₀ scale). Blue-green pixels **converged**, red-orange ones **diverged**; colours are darkest next "
     "to the boundary, where training is slowest to decide. Sohl-Dickstein (2024) found this boundary is "
-    "**fractal**: **click anywhere on the map to zoom in** (each level is recomputed, not enlarged), or drag a "
-    "box with the toolbar's *box select*. Switch the click mode to *Inspect a pixel* to replay one network's "
-    "training."
+    "**fractal**: **click anywhere on the map to zoom in** (each level is recomputed, not enlarged), or choose "
+    "*Drag a box* above the map and drag the region you want. Choose *Inspect a pixel* to replay one "
+    "network's training."
 )
 session.show_notice(state)
 
@@ -36,6 +36,7 @@ with map_col:
     pixel.inspection_section(state, jobs)
 with info_col:
     grid_map.info_section(state, jobs)
+    exports.figure_section(state, jobs)
     link.share_section(state)
 
 dimension_tab, video_tab, path_tab = st.tabs(["Fractal dimension", "Zoom video", "Zoom path"])

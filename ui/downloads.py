@@ -14,12 +14,14 @@ def download_row(
     key: str,
     labels: Mapping[str, str] | None = None,
     columns: int | None = None,
+    icon: str | None = ":material/download:",
 ) -> None:
     """One ``st.download_button`` per file: ``files`` maps a filename to ``(data, mime)``.
 
     Side by side by default; ``columns`` wraps them into that many columns (1 = a vertical stack, for narrow
     places). ``on_click="ignore"`` keeps a download from rerunning the page (a rerun would redraw the map for
-    nothing). Labels default to the file name.
+    nothing). Labels default to the file name. ``icon`` (e.g. ``":material/download:"``) goes on every button, and
+    then a label is the bare file name. ``data`` may be a no-argument callable: it then runs only on a click.
     """
     if not files:
         return
@@ -28,8 +30,8 @@ def download_row(
     for i, (name, (data, mime)) in enumerate(files.items()):
         with cols[i % n]:
             st.download_button(
-                (labels or {}).get(name, f"⬇ {name}"), data=data, file_name=name, mime=mime,
-                key=f"{key}-dl-{name}", on_click="ignore", width="stretch",
+                (labels or {}).get(name, name), data=data, file_name=name, mime=mime,
+                key=f"{key}-dl-{name}", on_click="ignore", width="stretch", icon=icon,
             )
 
 

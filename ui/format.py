@@ -28,3 +28,24 @@ def format_duration(seconds: float | None) -> str:
         return f"{h} h {rem // 60} min"
     days = seconds / 86400
     return f"{days:,.0f} days" if days < 730 else f"{days / 365.25:,.0f} years"
+
+
+SI_PREFIXES = ("", "k", "M", "G", "T", "P", "E", "Z", "Y")  # 10^0, 10^3, ... 10^24
+
+
+def format_si(value: float | None, unit: str = "", *, digits: int = 3) -> str:
+    """A number short enough for a ``st.metric``: ``digits`` significant digits and an SI prefix from 10,000 up
+    (``2.92e9`` → ``"2.92 G"``, ``7_610_000, "FLOP"`` → ``"7.61 MFLOP"``), plain below (``"1,350"``, ``"0.042"``);
+    from 10^27 in scientific notation; ``"—"`` when unknown."""
+    if value is None or not math.isfinite(value):
+        return "—"
+    sep = " " if unit else ""
+    a = abs(value)
+    if a < 10_000:
+        text = f"{value:,.0f}" if a >= 1000 or (a >= 100 and float(value).is_integer()) else f"{value:.{digits}g}"
+        return f"{text}{sep}{unit}"
+    rounded = float(f"{value:.{digits}g}")  # 999,999 → 1.00e6: then it reads "1 M", not "1e+03 k"
+    e3 = int(math.floor(math.log10(abs(rounded)) / 3))
+    if e3 >= len(SI_PREFIXES):
+        return f"{value:.{digits - 1}e}{sep}{unit}"
+    return f"{rounded / 10 ** (3 * e3):.{digits}g} {SI_PREFIXES[e3]}{unit}"

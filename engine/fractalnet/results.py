@@ -9,14 +9,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import numpy as np
 
 from engine.fractalnet.checkpoint import CONFIG_FILE, MODEL_FILE, Checkpoint, load_checkpoint, resume_point
-from engine.fractalnet.metrics import METRICS_FILE, curves_png, read_metrics, write_metrics
+from engine.fractalnet.charts import chart_png, columns_chart, run_charts
+from engine.fractalnet.metrics import METRICS_FILE, read_metrics, write_metrics
 from engine.fractalnet.train import TrainSpec, torch_threads, train
 from engine.errors import DamagedResult
 from engine.io import check_safetensors, damaged, read_stored_json, write_bytes_atomic, write_json_atomic
-from engine.png import png_bar_chart, png_heatmap
 
 SUMMARY_FILE = "summary.json"
 SPEC_FILE = "spec.json"
@@ -87,25 +86,10 @@ def download_files(result_dir: str | Path) -> dict[str, tuple[bytes, str]]:
     return {name: ((d / name).read_bytes(), mime) for name, mime in DOWNLOADS.items() if (d / name).is_file()}
 
 
-def _columns_png(summary: dict, **kwargs) -> bytes:
-    acc = summary["accuracy"]
-    names = [f"column {k}" for k in range(len(acc["columns"]))] + ["full net"]
-    return png_bar_chart(names, {"test accuracy": [*acc["columns"], acc["full"]]}, y_range=(0.0, 1.0), **kwargs)
-
-
 def figure_pngs(summary: dict, rows: list[dict]) -> dict[str, bytes]:
-    """The run's charts as PNG files: loss and accuracy curves, each column vs the full net, confusion matrix."""
-    acc = summary["accuracy"]
-    ncol = len(acc["columns"])
-    classes = summary.get("classes") or [str(i) for i in range(len(summary["confusion_matrix"]))]
-    return {
-        "loss.png": curves_png(rows, ncol, "loss", "Loss"),
-        "accuracy.png": curves_png(rows, ncol, "accuracy", "Accuracy"),
-        "columns.png": _columns_png(summary, title="Each column alone vs. the full net", y_title="test accuracy"),
-        "confusion.png": png_heatmap(np.asarray(summary["confusion_matrix"]), row_labels=classes,
-                                     col_labels=classes, title="Confusion matrix (test split)",
-                                     x_title="predicted", y_title="true"),
-    }
+    """The run's charts as PNG files (loss, accuracy, each column vs the full net, confusion matrix), drawn from
+    the same chart descriptions, colours and line widths as the FractalNet page (``engine.fractalnet.charts``)."""
+    return {name: chart_png(chart) for name, chart in run_charts(summary, rows).items()}
 
 
 def thumbnail(result_dir: str | Path) -> bytes | None:
@@ -118,4 +102,4 @@ def thumbnail(result_dir: str | Path) -> bytes | None:
         summary = read_summary(d)
     except DamagedResult:
         return None
-    return _columns_png(summary, title="Test accuracy", width=360, height=240)
+    return chart_png(columns_chart(summary, height=240), width=360, scale=1.0)

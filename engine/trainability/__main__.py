@@ -1,5 +1,7 @@
 """``python -m engine.trainability --preset tanh --resolution 64 --out DIR``: a grid into a folder, the same task
-the explorer's jobs run; ``python -m engine.trainability video --spec video_spec.json --out DIR``: a zoom video.
+the explorer's jobs run; ``python -m engine.trainability video --spec video_spec.json --out DIR``: a zoom video;
+``python -m engine.trainability figure --result DIR [--result DIR2 ...] --fmt pdf --dpi 300 --width 7 --out FILE``:
+a figure for a paper from stored grid folders (one folder: the map; several, outermost first: the zoom path).
 GridSpec's flags are generated from its field declarations."""
 
 from __future__ import annotations
@@ -10,7 +12,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from engine.cli import ArgumentParser, add_spec_arguments, cli_main, fail, path_arg, writable_dir
+from engine.cli import ArgumentParser, add_spec_arguments, cli_main, fail, path_arg, writable_dir, writable_file
 from engine.specs import field_info, fields_of
 from engine.trainability.cost import estimate_seconds, network_steps
 from engine.trainability.presets import DEFAULT_PRESET, PRESETS, preset
@@ -27,7 +29,8 @@ def _parse_args(argv=None) -> argparse.Namespace:
     ap = ArgumentParser(
         prog=PROG,
         description=f"Compute a trainability grid (Sohl-Dickstein 2024) and write {', '.join(FILES)} into --out. "
-                    "(`python -m engine.trainability video --help`: a zoom video.)")
+                    "(`python -m engine.trainability video --help`: a zoom video; `... figure --help`: a figure "
+                    "for a paper from computed grids.)")
     ap.add_argument("--preset", default=DEFAULT_PRESET, choices=list(PRESETS),
                     help=f"starting point: its spec, before the flags below (default: {DEFAULT_PRESET})")
     ap.add_argument("--out", required=True, type=path_arg, help="output directory")
@@ -92,11 +95,84 @@ def video_main(argv=None) -> int:
     return 0
 
 
+def _defaults(fn) -> dict[str, Any]:
+    """A function's keyword defaults (the figure options' defaults are declared once, in figures.py)."""
+    import inspect
+
+    return {k: p.default for k, p in inspect.signature(fn).parameters.items()
+            if p.default is not inspect.Parameter.empty}
+
+
+def figure_main(argv=None) -> int:
+    from engine.io import write_bytes_atomic
+    from engine.trainability import figures
+    from engine.trainability.results import load
+
+    ap = ArgumentParser(
+        prog=f"{PROG} figure",
+        description="A figure for a paper from computed grid folders (e.g. `--out` of this CLI, or a grid's folder "
+                    "in the store): one --result draws its map with axes in log10 units, a colour bar of the "
+                    "measure and the view in the title; several, outermost first, draw the zoom path as panels, "
+                    "each with the next level's box.")
+    ap.add_argument("--result", required=True, action="append", type=path_arg, metavar="DIR",
+                    help=f"a grid result folder; repeat for a zoom path (at most {figures.MAX_LEVELS})")
+    ap.add_argument("--out", required=True, type=path_arg, help="the figure file to write")
+    ap.add_argument("--fmt", type=str.lower, choices=figures.FORMATS,
+                    help="png, svg or pdf (default: the --out file's extension)")
+    lo, hi = figures.SIZE_RANGE_IN
+    one, path = _defaults(figures.map_figure), _defaults(figures.zoom_path_figure)
+    ap.add_argument("--width", type=float, metavar="INCHES",
+                    help=f"width in inches, {lo:g}..{hi:g} (default: {one['width_in']:g} for a map, "
+                         f"{path['width_in']:g} for a zoom path)")
+    ap.add_argument("--height", type=float, metavar="INCHES",
+                    help=f"height of a map in inches, {lo:g}..{hi:g} (default {one['height_in']:g}; a zoom "
+                         "path's height follows from its width)")
+    ap.add_argument("--dpi", type=float, help=f"dots per inch, {figures.DPI_RANGE[0]}..{figures.DPI_RANGE[1]} "
+                                              f"(default {one['dpi']:g})")
+    ap.add_argument("--columns", type=int, help=f"panels per row of a zoom path, 1..{figures.MAX_COLUMNS} "
+                                                "(default: up to 4)")
+    ap.add_argument("--title", help="replaces the experiment line of the title (the view is always stated)")
+    args = ap.parse_args(argv)
+    fmt = args.fmt or Path(args.out).suffix.lower().lstrip(".")
+    if fmt not in figures.FORMATS:
+        raise ValueError(f"--fmt: must be one of {', '.join(figures.FORMATS)} (or an --out ending in one), "
+                         f"got {Path(args.out).suffix or 'no extension'}")
+    if len(args.result) > figures.MAX_LEVELS:
+        raise ValueError(f"--result: at most {figures.MAX_LEVELS} folders, got {len(args.result)}")
+    zoom = len(args.result) > 1
+    if zoom and args.height is not None:
+        raise ValueError("--height: a zoom path's height follows from its width and panels; give --width only")
+    if not zoom and args.columns is not None:
+        raise ValueError("--columns: applies to a zoom path (several --result folders)")
+    out = writable_file("--out", args.out)
+    levels = []
+    for folder in args.result:
+        if not Path(folder).is_dir():
+            raise ValueError(f"--result: {folder} is not a folder (give a grid's result folder)")
+        grid = load(folder)
+        levels.append((grid.spec, grid.measure))
+    given = {k: v for k, v in (("width_in", args.width), ("height_in", args.height), ("dpi", args.dpi),
+                               ("columns", args.columns), ("title", args.title)) if v is not None}
+    if zoom:
+        data = figures.zoom_path_figure(levels, fmt=fmt, **given)
+    else:
+        data = figures.map_figure(*levels[0], fmt=fmt, **given)
+    try:
+        write_bytes_atomic(out, data)
+    except OSError as exc:
+        raise ValueError(f"--out: cannot write {out} ({exc.strerror or exc})") from None
+    what = f"zoom path of {len(levels)} levels" if zoom else "map"
+    print(f"wrote the {what} to {out} ({fmt}, {len(data):,} bytes)")
+    return 0
+
+
 @cli_main(PROG)
 def main(argv=None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
     if argv[:1] == ["video"]:
         return video_main(argv[1:])
+    if argv[:1] == ["figure"]:
+        return figure_main(argv[1:])
     args = _parse_args(argv)
     try:
         spec, raised = promote_dtype(spec_from_args(args))

@@ -4,6 +4,11 @@ A grid per frame would cost far too much; like the authors' video, frames betwee
 the outer one and blended with the inner one as the zoom comes closer, so a video of L levels costs L + 1 grids
 and the detail never runs out. The task writes ``video.mp4`` (H.264, imageio-ffmpeg), ``video.gif``,
 ``preview.png`` (the deepest keyframe), ``views.json`` and ``spec.json``; :func:`video_files` reads them back.
+
+Frames are composed at the keyframes' resolution times ``upscale``, each keyframe pixel drawn as a block (nearest
+neighbour wherever a keyframe is enlarged): a 32-pixel keyframe at ``upscale=8`` is a crisp 256-pixel frame whose
+first frame is that keyframe's picture with every pixel an 8 × 8 block, never a blurred enlargement.
+:func:`size_text` states it in words for a caption.
 """
 
 from __future__ import annotations
@@ -29,6 +34,8 @@ FORMATS = ("mp4", "gif")  # the registry of output formats a page can offer
 MAX_LEVELS = 40  # factor-2 levels in one video; 2^40 is far below float64 resolution of a range anyway
 MAX_FRAMES = 4000
 MAX_PATH = 1000  # views in a zoom path (repeats included); 40 levels need at most 41 distinct ones
+MAX_UPSCALE = 16  # frame pixels per keyframe pixel: 32-px keyframes up to 512 px
+MAX_FRAME_SIDE = 4096  # pixels per frame side (1024-px keyframes x 4, the largest frame before upscale grew)
 PREVIEW = "preview.png"
 
 
@@ -46,7 +53,10 @@ class VideoSpec(SpecMixin):
     resolution: tuple[int, int] = spec_field(
         (128, 128), range=(16, 1024), label="Keyframe resolution",
         help="Pixels per side of each keyframe (even numbers); frames are this times the upscale.")
-    upscale: int = spec_field(2, range=(1, 4), help="Frame pixels per keyframe pixel (smooth, not blocky).")
+    upscale: int = spec_field(
+        2, range=(1, MAX_UPSCALE),
+        help="Frame pixels per keyframe pixel: each keyframe pixel becomes an upscale × upscale block (nearest "
+             "neighbour), so the video is sharp at its own size.")
     frames_per_level: int = spec_field(
         16, range=(2, 240), label="Frames per ×2 level", help="Frames between two keyframes a factor 2 apart.")
     fps: int = spec_field(16, range=(1, 60), label="Frames per second", help="Playback speed.")
@@ -65,6 +75,10 @@ class VideoSpec(SpecMixin):
         if len(set(formats)) != len(formats):
             raise ValueError(f"formats: a non-empty selection of {FORMATS} without repeats, got {formats!r}")
         object.__setattr__(self, "formats", formats)
+        if max(self.frame_size) > MAX_FRAME_SIDE:
+            raise ValueError(f"upscale: frames of at most {MAX_FRAME_SIDE} pixels a side, got "
+                             f"{self.resolution[0]} × {self.resolution[1]} keyframes × {self.upscale} = "
+                             f"{self.frame_size[0]} × {self.frame_size[1]}")
         path = check_items("path", self.path, _path_view, max_len=MAX_PATH, what="views (x0, x1, y0, y1)")
         for i, v in enumerate(path):  # each becomes a keyframe grid at this resolution: float64 must resolve it
             _check_resolvable(f"path[{i}]", (v[0], v[1]), self.resolution[0])
@@ -122,6 +136,19 @@ class VideoSpec(SpecMixin):
         return promote_dtype(spec)[0]
 
 
+def _sides(size: Sequence[int]) -> str:
+    return f"{size[0]}" if size[0] == size[1] else f"{size[0]} × {size[1]}"
+
+
+def size_text(spec: VideoSpec) -> str:
+    """How a video's frames are made from its keyframes, for a caption: e.g. ``"32-px keyframes upscaled ×8
+    (nearest neighbour) to 256 px"``."""
+    keys, frame = _sides(spec.resolution), _sides(spec.frame_size)
+    if int(spec.upscale) == 1:
+        return f"{keys}-px keyframes, frames at their own size ({frame} px)"
+    return f"{keys}-px keyframes upscaled ×{int(spec.upscale)} (nearest neighbour) to {frame} px"
+
+
 def _path_view(name: str, value: object) -> View:
     """One view of a zoom path: four finite numbers within the axes' limits, x0 < x1 and y0 < y1."""
     def number(item: str, v: object) -> float:
@@ -137,14 +164,16 @@ FEATHER = 0.08  # the inner keyframe fades in over this fraction of the frame's 
 def _resample_matrix(coords: np.ndarray, n_src: int, step: float) -> np.ndarray:
     """Rows of weights turning ``n_src`` source samples into samples at continuous source ``coords``.
 
-    A tent filter whose half-width is max(1, ``step``) source pixels: plain linear interpolation when the
-    frame enlarges the keyframe, an area-like average when it shrinks it (so fractal detail does not alias
-    into flicker). Coordinates beyond the edges use the edge pixel.
+    Nearest neighbour when the frame enlarges the keyframe (``step`` < 1 source pixel per frame pixel: each
+    network's pixel stays one sharp block, as the map shows it); when it shrinks it, a tent filter ``step``
+    source pixels wide, an area-like average so fractal detail does not alias into flicker. Coordinates beyond
+    the edges use the edge pixel.
     """
-    support = max(1.0, float(step))
     idx = np.arange(n_src, dtype=np.float64)
     c = np.clip(coords, 0.0, n_src - 1.0)
-    w = np.maximum(0.0, 1.0 - np.abs(idx[None, :] - c[:, None]) / support)
+    if step < 1.0:
+        return (idx[None, :] == np.rint(c)[:, None]).astype(np.float64)
+    w = np.maximum(0.0, 1.0 - np.abs(idx[None, :] - c[:, None]) / float(step))
     w /= w.sum(axis=1, keepdims=True)
     return w
 
@@ -159,18 +188,31 @@ class _Placement:
     in_view: np.ndarray  # (key h, key w) bool: keyframe pixels inside the frame's view
 
 
+def frame_positions(lo: float, hi: float, n: int, upscale: int = 1) -> np.ndarray:
+    """Where the ``n * upscale`` pixels of a frame side sit, for a view ``(lo, hi)`` of ``n`` cells.
+
+    Cell j of an n-cell view is centred on lo + j * (hi - lo) / (n - 1), as ``logspace(lo, hi, n)`` places grid
+    points, and spans one spacing; each cell is split into ``upscale`` frame pixels, which sit at the centres of
+    those parts. At ``upscale=1`` these are the cell centres themselves."""
+    k = int(upscale)
+    j = np.arange(n * k, dtype=np.float64)
+    return lo + ((j + 0.5) / k - 0.5) * (hi - lo) / max(n - 1, 1)
+
+
 def _place(key_shape: tuple[int, int], key: View, frame: View, out_shape: tuple[int, int],
-           feather_px: float) -> _Placement:
-    """Pixel j of an n-pixel view sits at lo + j * (hi - lo) / (n - 1), as ``logspace(lo, hi, n)`` places grid
-    points; so does every frame pixel. ``feather_px`` is the width (frame pixels) of the coverage ramp."""
+           feather_px: float, upscale: int = 1) -> _Placement:
+    """A frame of ``out_shape`` cells at ``upscale`` pixels each (see :func:`frame_positions`) showing ``frame``;
+    the keyframe's pixels sit at its grid points. ``feather_px`` is the width (frame pixels) of the coverage
+    ramp."""
     h, w = out_shape
     kh, kw = key_shape
+    k = int(upscale)
     per_axis = []
     for n_out, n_key, lo, hi, klo, khi in ((h, kh, frame[2], frame[3], key[2], key[3]),
                                           (w, kw, frame[0], frame[1], key[0], key[1])):
-        f = np.linspace(lo, hi, n_out)
+        f = frame_positions(lo, hi, n_out, k)
         c = (f - klo) / (khi - klo) * (n_key - 1)
-        step = (hi - lo) / (khi - klo) * (n_key - 1) / max(n_out - 1, 1)  # key pixels per frame pixel
+        step = (hi - lo) / (khi - klo) * (n_key - 1) / max(n_out - 1, 1) / k  # key pixels per frame pixel
         # distance (in frame pixels) from each frame pixel inward to the keyframe's edge
         inside = np.minimum(c + 0.5, n_key - 0.5 - c) / max(step, 1e-300)
         ramp = np.clip(inside / feather_px, 0.0, 1.0) if feather_px > 0 else (inside >= 0).astype(np.float64)
@@ -188,7 +230,7 @@ def _resample(rgb: np.ndarray, p: _Placement) -> np.ndarray:
 
 
 def compose_frame(outer: np.ndarray, outer_view: View, inner: np.ndarray, inner_view: View, view: View, u: float,
-                  out_shape: tuple[int, int], feather: float = FEATHER) -> np.ndarray:
+                  out_shape: tuple[int, int], feather: float = FEATHER, upscale: int = 1) -> np.ndarray:
     """One in-between frame at fraction ``u`` of the way from keyframe ``outer`` to keyframe ``inner``.
 
     ``outer`` and ``inner`` are *measures* (rows = y ascending). The frame shows ``view``: the outer keyframe
@@ -196,13 +238,15 @@ def compose_frame(outer: np.ndarray, outer_view: View, inner: np.ndarray, inner_
     over a border that narrows as u -> 1). Both keyframes are coloured with one equalisation for the frame,
     from the pixels in view weighted (1 - u) for the outer and u for the inner keyframe, so equal measures get
     equal colours (no visible seam) and the colours move continuously: at u = 0 the frame is exactly the outer
-    keyframe's own picture, at u = 1 the inner's. Returns float RGB (h, w, 3), rows = y ascending. For a zoom
-    out or a pan (neither keyframe covers everything) each pixel blends whichever keyframes cover it.
+    keyframe's own picture, at u = 1 the inner's. Returns float RGB (h * upscale, w * upscale, 3), rows = y
+    ascending: ``out_shape`` cells, each ``upscale`` pixels a side (at u = 0 of a frame showing a keyframe's
+    own view, exactly that keyframe's picture enlarged by nearest neighbour). For a zoom out or a pan (neither
+    keyframe covers everything) each pixel blends whichever keyframes cover it.
     """
     h, w = out_shape
-    fpx = feather * min(h, w) * (1.0 - u)
-    pa = _place(outer.shape, outer_view, view, out_shape, fpx)
-    pb = _place(inner.shape, inner_view, view, out_shape, fpx)
+    fpx = feather * min(h, w) * int(upscale) * (1.0 - u)
+    pa = _place(outer.shape, outer_view, view, out_shape, fpx, upscale)
+    pb = _place(inner.shape, inner_view, view, out_shape, fpx, upscale)
     if u <= 0.0:  # exactly the outer keyframe's own picture (the same code path as render_measure)
         return _resample(colorize(equalized_values(outer)).astype(np.float64), pa)
     ref_a, ref_b = outer[pa.in_view], inner[pb.in_view]
@@ -223,16 +267,17 @@ def compose_frame(outer: np.ndarray, outer_view: View, inner: np.ndarray, inner_
 
 
 def make_frames(keyframe_measures: Sequence[np.ndarray], views: Sequence[View], frames_per_level: int,
-                out_shape: tuple[int, int], cancel=None) -> list[np.ndarray]:
+                out_shape: tuple[int, int], cancel=None, upscale: int = 1) -> list[np.ndarray]:
     """All frames of the video from its keyframe measures, as uint8 RGB with the top row = largest y.
 
     ``len(views) - 1`` levels of ``frames_per_level`` frames each, then the last keyframe: the first frame is
-    keyframe 0's view and the last the final view.
+    keyframe 0's view and the last the final view. A frame is ``out_shape`` (rows, columns) cells of
+    ``upscale`` × ``upscale`` pixels each.
     """
     if len(keyframe_measures) != len(views) or len(views) < 2:
         raise ValueError("views: need one keyframe measure per view, and at least two views")
     with _single_threaded_blas():
-        return _make_frames(keyframe_measures, views, frames_per_level, out_shape, cancel)
+        return _make_frames(keyframe_measures, views, frames_per_level, out_shape, cancel, int(upscale))
 
 
 @contextlib.contextmanager
@@ -248,7 +293,7 @@ def _single_threaded_blas():
         yield
 
 
-def _make_frames(keyframe_measures, views, frames_per_level, out_shape, cancel) -> list[np.ndarray]:
+def _make_frames(keyframe_measures, views, frames_per_level, out_shape, cancel, upscale) -> list[np.ndarray]:
     frames = []
     for k in range(len(views) - 1):
         for j in range(frames_per_level):
@@ -257,9 +302,10 @@ def _make_frames(keyframe_measures, views, frames_per_level, out_shape, cancel) 
             u = j / frames_per_level
             view = interpolate_view(views[k], views[k + 1], u)
             frames.append(_to_uint8(compose_frame(keyframe_measures[k], views[k], keyframe_measures[k + 1],
-                                                  views[k + 1], view, u, out_shape)))
+                                                  views[k + 1], view, u, out_shape, upscale=upscale)))
     last = keyframe_measures[-1]
-    frames.append(_to_uint8(compose_frame(last, views[-1], last, views[-1], views[-1], 0.0, out_shape)))
+    frames.append(_to_uint8(compose_frame(last, views[-1], last, views[-1], views[-1], 0.0, out_shape,
+                                          upscale=upscale)))
     return frames
 
 
@@ -326,8 +372,8 @@ def run_to_dir(spec: VideoSpec, out_dir: Path, progress: Callable | None = None,
             images.append(measure)
         report(0.9 * (k + 1) / n_key, {"stage": "keyframe", "keyframe": k + 1, "keyframes": n_key})
 
-    width, height = spec.frame_size
-    frames = make_frames(images, views, int(spec.frames_per_level), (height, width), cancel=cancel)
+    frames = make_frames(images, views, int(spec.frames_per_level), (spec.resolution[1], spec.resolution[0]),
+                         cancel=cancel, upscale=int(spec.upscale))
     if spec.zoom_out:
         frames = frames[::-1]
     report(0.93, {"stage": "frames", "frames": len(frames)})
@@ -342,7 +388,8 @@ def run_to_dir(spec: VideoSpec, out_dir: Path, progress: Callable | None = None,
     (out_dir / PREVIEW).write_bytes(png_bytes(frames[-1] if not spec.zoom_out else frames[0]))
     (out_dir / "views.json").write_text(json.dumps({
         "keyframes": [list(v) for v in views], "frames": len(frames), "frames_per_level": spec.frames_per_level,
-        "fps": spec.fps, "frame_size": list(spec.frame_size), "zoom_out": spec.zoom_out}, indent=2))
+        "fps": spec.fps, "frame_size": list(spec.frame_size), "keyframe_size": list(spec.resolution),
+        "upscale": int(spec.upscale), "resampling": "nearest", "zoom_out": spec.zoom_out}, indent=2))
     (out_dir / "spec.json").write_text(spec.to_json(indent=2))
     report(1.0, {"stage": "done", "frames": len(frames)})
 

@@ -202,6 +202,6 @@ def test_query_param_url_restores_the_view(page):
     page.get_by_text(f"x ∈ [{format_coordinate(view[0], d)}").first.wait_for(state="visible", timeout=30_000)
     # the factor selectbox shows the link's factor; back leads to the full range
     assert page.locator("[class*='st-key-tx_factor'] input").input_value() == "× 4"
-    page.get_by_role("button", name="◀ Back").click()
+    page.locator(".st-key-tx_back button").first.click()
     _wait_level(page, 0)
     assert _url_view(page)[1] == pytest.approx(root)

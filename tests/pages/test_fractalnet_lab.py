@@ -18,6 +18,7 @@ from streamlit.testing.v1 import AppTest
 from tests.pages.conftest import open_page
 
 import runs
+from engine.fractalnet.checkpoint import resume_point
 from engine.fractalnet.cost import steps_per_epoch
 from engine.fractalnet.metrics import read_metrics_csv
 from engine.fractalnet.train import TrainSpec
@@ -192,10 +193,23 @@ def test_start_stop_resume_finishes_with_the_whole_history(stopped_and_resumed):
     assert _metric(at, "test accuracy, full net").endswith("%")
     assert _metric(at, "deepest column alone").endswith("%")
     names = {b.label for b in at.get("download_button")}
-    assert {"⬇ model.safetensors", "⬇ config.json", "⬇ metrics.csv", "⬇ loss.png", "⬇ columns.png",
-            "⬇ confusion.png", "⬇ saliency.png"} <= names
+    assert {"model.safetensors", "config.json", "metrics.csv", "loss.png", "columns.png", "confusion.png",
+            "saliency.png"} <= names  # each with a Material download icon (an emoji is an empty box in Chromium)
+    assert {b.proto.icon for b in at.get("download_button")} == {":material/download:"}
     summary = json.loads((runs.result_dir(second) / "summary.json").read_text())
     assert len(summary["accuracy"]["columns"]) == 2
+
+
+def test_the_stopped_run_names_its_checkpoint_by_the_epoch_its_step_is_in(stopped_and_resumed):
+    """Counted as the curves count (epoch 1 holds steps 1 and 2), not by the epochs already tested."""
+    _, first, _ = stopped_and_resumed
+    step = resume_point(runs.partial_dir(first))["step"]
+    epoch, into = divmod(step, 2)  # 64 images in batches of 32
+    at = _app(run=first)
+    _no_exception(at)
+    text = next(i.value for i in at.info if "checkpoint was kept" in i.value)
+    where = f"1 of 2 steps into epoch {epoch + 1} of {EPOCHS}" if into else f"the end of epoch {epoch} of {EPOCHS}"
+    assert f"step {step}" in text and where in text, text
 
 
 def test_run_link_reopens_run_and_its_setup(stopped_and_resumed):
@@ -237,7 +251,7 @@ def test_compare_two_finished_runs(stopped_and_resumed):
     _no_exception(at)
     assert set(at.multiselect(key="fn_compare").value) == {second, other}
     names = {b.label for b in at.get("download_button")}
-    assert {"⬇ compare_accuracy.png", "⬇ compare_columns.png"} <= names
+    assert {"compare_loss.png", "compare_accuracy.png", "compare_columns.png"} <= names
 
 
 def test_png_figures_for_downloads_decode():

@@ -6,8 +6,7 @@ from __future__ import annotations
 
 import plotly.graph_objects as go
 
-COLUMN_COLORS = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b")
-
+from engine.fractalnet.charts import COLUMN_COLORS  # the one palette: column k has one colour on every chart
 
 
 def block_figure(s: dict) -> go.Figure:

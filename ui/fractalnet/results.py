@@ -7,17 +7,16 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, NamedTuple
 
-import numpy as np
-import plotly.graph_objects as go
 import streamlit as st
 
 from engine.errors import DamagedResult
 from engine.fractalnet import results
+from engine.fractalnet.charts import Chart, run_charts
 from ui.damaged import READ_ERRORS, damaged_notice
 from ui.downloads import download_row
-from ui.format import format_duration
-from ui.fractalnet.curves import curves_pair
-from ui.fractalnet.diagram import COLUMN_COLORS
+from ui.format import format_duration, format_si
+from ui.fractalnet.charts import DOWNLOAD_ICON, downloads, draw
+from ui.fractalnet.curves import draw_pair
 from ui.fractalnet.setup import P, open_run
 
 
@@ -42,42 +41,19 @@ def _headline(summary: dict) -> None:
     m1.metric("test accuracy, full net", f"{acc['full']:.2%}")
     m2.metric("deepest column alone", f"{deepest:.2%}", delta=f"{100 * (deepest - acc['full']):+.2f} pts",
               delta_color="off")
-    m3.metric("training speed", f"{summary['timings']['train_images_per_s']:,.0f} images/s")
+    speed = summary["timings"]["train_images_per_s"]
+    m3.metric("training speed, images/s", format_si(speed), help=f"{speed:,.1f} training images per second")
     m4.metric("training time", format_duration(summary["timings"]["train_s"]))
 
 
-def _columns_figure(summary: dict) -> None:
-    acc = summary["accuracy"]
-    ncol = len(acc["columns"])
-    depths = summary.get("column_depths") or [None] * ncol
-    accs = [*acc["columns"], acc["full"]]
-    fig = go.Figure(go.Bar(
-        x=[f"column {k}" for k in range(ncol)] + ["full net"], y=accs, text=[f"{a:.2%}" for a in accs],
-        textposition="outside", marker_color=[*COLUMN_COLORS[:ncol], "#111"],
-        hovertext=[f"depth {d} convs" for d in depths] + ["all columns joined"], hoverinfo="text+y",
-    ))
-    fig.update_layout(title="Each column alone vs. the full net (test accuracy)", height=360,
-                      yaxis=dict(range=[max(0.0, min(accs) - 0.1), 1.0], tickformat=".0%"),
-                      margin=dict(l=40, r=10, t=50, b=40))
-    st.plotly_chart(fig, key=P + "columns_fig", width="stretch")
+def _columns_figure(chart: Chart, summary: dict) -> None:
+    draw(chart, key=P + "columns_fig")
+    depths = summary.get("column_depths") or [None] * len(summary["accuracy"]["columns"])
     st.caption(
         "The paper's claim: with drop-path, every column is a working network on its own, and the deepest column "
         "alone nearly matches the full net. Depths: "
         + ", ".join(f"column {k}: {d} convs" for k, d in enumerate(depths))
     )
-
-
-def _confusion_figure(summary: dict) -> None:
-    cm = np.asarray(summary["confusion_matrix"])
-    classes = summary.get("classes") or [str(i) for i in range(len(cm))]
-    fig = go.Figure(go.Heatmap(z=cm, x=classes, y=classes, colorscale="Blues", text=cm,
-                               texttemplate="%{text}" if len(classes) <= 20 else None,
-                               hovertemplate="true %{y}, predicted %{x}: %{z}<extra></extra>"))
-    fig.update_layout(title="Confusion matrix (test split, full net)", height=360,
-                      xaxis=dict(title="predicted", type="category"),
-                      yaxis=dict(title="true", type="category", autorange="reversed"),
-                      margin=dict(l=40, r=10, t=50, b=40))
-    st.plotly_chart(fig, key=P + "confusion_fig", width="stretch")
 
 
 def _join_weights(summary: dict) -> None:
@@ -111,12 +87,13 @@ def results_section(status) -> Result | None:
         return None
     st.subheader("Results")
     _headline(summary)
-    curves_pair(rows, len(summary["accuracy"]["columns"]), key=f"fn-final-{status.id}")
+    figures = run_charts(summary, rows)  # what is drawn here is what the downloads render
+    draw_pair([figures["loss.png"], figures["accuracy.png"]], key=f"fn-final-{status.id}")
     left, right = st.columns(2)
     with left:
-        _columns_figure(summary)
+        _columns_figure(figures["columns.png"], summary)
     with right:
-        _confusion_figure(summary)
+        draw(figures["confusion.png"], key=P + "confusion_fig")
     _join_weights(summary)
     ck = None
     try:
@@ -131,8 +108,6 @@ def results_section(status) -> Result | None:
 def downloads_section(result: Result, saliency_png: bytes | None) -> None:
     """The run's files, then its figures as PNG (the saliency map too when one was drawn)."""
     st.markdown("**Downloads**")
-    download_row(results.download_files(result.dir), key=f"fn-dl-{result.id}")
-    figures = {name: (data, "image/png") for name, data in results.figure_pngs(result.summary, result.rows).items()}
-    if saliency_png is not None:
-        figures["saliency.png"] = (saliency_png, "image/png")
-    download_row(figures, key=f"fn-dlfig-{result.id}")
+    download_row(results.download_files(result.dir), key=f"fn-dl-{result.id}", icon=DOWNLOAD_ICON)
+    extra = {"saliency.png": (saliency_png, "image/png")} if saliency_png is not None else None
+    downloads(run_charts(result.summary, result.rows), key=f"fn-dlfig-{result.id}", extra=extra)

@@ -11,6 +11,7 @@ import time
 import streamlit as st
 
 from engine.fractalnet.checkpoint import resume_point
+from engine.fractalnet.cost import steps_per_epoch
 from engine.fractalnet.train import TrainSpec
 from ui.fractalnet.curves import draw_live
 from ui.fractalnet.setup import KIND, P, apply_setup, get, open_run, setup_from_spec
@@ -55,6 +56,34 @@ def _picker(all_runs: list) -> None:
                  format_func=lambda k: labels.get(k, "— pick a run —"))
 
 
+def _count(value) -> int | None:
+    return value if isinstance(value, int) and not isinstance(value, bool) and value >= 0 else None
+
+
+def checkpoint_text(point: dict) -> str:
+    """Where a stopped run's checkpoint stands, counted as the curves count: step N of the run, in epoch E (from
+    1), or at the end of epoch E. (The checkpoint's own ``epoch`` is the epochs *completed with their test pass*:
+    a run stopped after the last step of epoch 10, before its test pass, says ``epoch 9, step 450``.)"""
+    step, tested = _count(point.get("step")), _count(point.get("epoch"))
+    spec = point.get("spec") if isinstance(point.get("spec"), dict) else {}
+    data = point.get("dataset") if isinstance(point.get("dataset"), dict) else {}
+    n, batch, total = _count(data.get("train")), _count(spec.get("batch_size")), _count(spec.get("epochs"))
+    if step is None:
+        return "A checkpoint was kept."
+    if not (n and batch):
+        return (f"A checkpoint was kept after step {step:,}"
+                + (f" ({tested} epochs finished)." if tested is not None else "."))
+    per = steps_per_epoch(n, batch)
+    done, into = divmod(step, per)
+    of = f" of {total}" if total else ""
+    if into:
+        return f"A checkpoint was kept at step {step:,}: {into} of {per} steps into epoch {done + 1}{of}."
+    text = f"A checkpoint was kept at step {step:,}, the end of epoch {done}{of}"
+    if tested is not None and tested < done:
+        text += " (its test pass had not run yet; a resume runs it first)"
+    return text + "."
+
+
 def _resume(status) -> None:
     import runs
 
@@ -63,12 +92,13 @@ def _resume(status) -> None:
     if point is None:
         st.caption("No checkpoint was kept (the run stopped before its first step); train again to restart.")
         return
-    st.info(f"A checkpoint was kept at epoch {point.get('epoch', '?')}, step {point.get('step', '?')}.")
+    st.info(checkpoint_text(point), icon=":material/save:")
 
     def resume(spec_dict: dict = status.spec, src: str = str(partial)) -> None:
         open_run(runs.submit(KIND, dataclasses.replace(TrainSpec.from_dict(spec_dict), resume_from=src)))
 
-    st.button("⏯ Resume from the last checkpoint", key=P + "resume", on_click=resume, type="primary")
+    st.button("Resume from the last checkpoint", key=P + "resume", on_click=resume, type="primary",
+              icon=":material/resume:")
 
 
 def run_section(all_runs: list):
@@ -92,7 +122,8 @@ def run_section(all_runs: list):
         f"lr {spec.get('lr', '?')} · join {spec.get('model', {}).get('join', '?')}"
         + (" · resumed from a checkpoint" if spec.get("resume_from") else "")
     )
-    st.button("↺ Use this run's setup above", key=P + "use_setup", on_click=apply_setup, args=(spec,))
+    st.button("Use this run's setup above", key=P + "use_setup", on_click=apply_setup, args=(spec,),
+              icon=":material/settings_backup_restore:")
     live_job_fragment(status.id, key="fn-job", interval=1.0, extra=draw_live)
     status = runs.status(status.id) or status
     if status.state in ("cancelled", "failed"):

@@ -31,6 +31,10 @@ MODEL_FIELDS = OVERRIDABLE  # join, drop_path, local_drop, global_ratio: offered
 TRAIN_FIELDS = ("optimizer", "lr", "momentum", "schedule", "warmup_epochs", "weight_decay", "epochs", "batch_size",
                 "augment", "seed", "max_train")
 PAGE_FIELDS = ("variant", "columns", "filters", "dropout", "dataset", "upload")
+# The open run and the compare view: which runs, the x axis, TensorBoard's smoothing weight, a log loss axis.
+VIEW_DEFAULTS = {"run": "", "compare": [], "xaxis": "step", "smooth": 0.6, "logy": False}
+X_AXES = ("step", "epoch", "time")
+MAX_SMOOTHING = 0.99
 
 
 def as_text(value: Any) -> str:
@@ -104,6 +108,17 @@ def _from_link(params: dict[str, str], values: dict[str, Any], errors: list[str]
     return values
 
 
+def _view_from_link(errors: list[str]) -> dict[str, Any]:
+    view = state.read_query_params(VIEW_DEFAULTS, errors=errors)
+    if view["xaxis"] not in X_AXES:
+        errors.append(f"xaxis: {view['xaxis']!r} is not one of {', '.join(X_AXES)}")
+        view["xaxis"] = VIEW_DEFAULTS["xaxis"]
+    if view["smooth"] is None or not 0.0 <= view["smooth"] <= MAX_SMOOTHING:
+        errors.append(f"smooth: must be in 0..{MAX_SMOOTHING}, got {view['smooth']!r}")
+        view["smooth"] = VIEW_DEFAULTS["smooth"]
+    return view
+
+
 def init_state() -> None:
     """Fill the widgets' session state from the link, once per session."""
     if st.session_state.get(P + "ready"):
@@ -120,7 +135,7 @@ def init_state() -> None:
             except (TypeError, ValueError) as exc:  # an old spec this page no longer reads: keep the defaults
                 errors.append(f"run: its setup could not be restored ({exc})")
     values = _from_link(params, values, errors)
-    extra = state.read_query_params({"run": "", "compare": []}, errors=errors)
+    extra = _view_from_link(errors)
     for k, v in {**values, **extra}.items():
         st.session_state[P + k] = v
     st.session_state[P + "link_errors"] = errors
@@ -132,7 +147,7 @@ def get(name: str) -> Any:
     key = P + name
     if key in st.session_state:
         return st.session_state[key]
-    return {"run": "", "compare": []}.get(name) if name in ("run", "compare") else defaults()[name]
+    return VIEW_DEFAULTS[name] if name in VIEW_DEFAULTS else defaults()[name]
 
 
 def ensure(name: str) -> str:
@@ -140,6 +155,14 @@ def ensure(name: str) -> str:
     key = P + name
     if key not in st.session_state:
         st.session_state[key] = defaults()[name]
+    return key
+
+
+def ensure_view(name: str) -> str:
+    """The widget key of a compare-view setting (``xaxis``, ``smooth``, ``logy``), its value set first."""
+    key = P + name
+    if key not in st.session_state:
+        st.session_state[key] = VIEW_DEFAULTS[name]
     return key
 
 
@@ -173,8 +196,10 @@ def write_link() -> None:
     base = defaults()
     now = link({k: get(k) for k in base})
     default = link(base)
-    now.update(run=get("run") or "", compare=state.encode_query_value(list(get("compare") or [])))
-    default.update(run="", compare="")
+    view = {"xaxis": get("xaxis"), "smooth": round(float(get("smooth")), 2), "logy": bool(get("logy"))}
+    now.update(run=get("run") or "", compare=state.encode_query_value(list(get("compare") or [])),
+               **{k: state.encode_query_value(v) for k, v in view.items()})
+    default.update(run="", compare="", **{k: state.encode_query_value(VIEW_DEFAULTS[k]) for k in view})
     state.write_query_params(now, defaults=default)
 
 

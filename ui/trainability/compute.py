@@ -73,6 +73,22 @@ def request_compute() -> None:
     st.session_state["tx_force"] = True
 
 
+def view_job_ids(state: dict) -> set[str]:
+    """The ids of the current view's jobs (full resolution and preview), whether started or not."""
+    spec, _ = session.view_spec(state)
+    coarse_spec = preview_spec(spec)
+    return {grid_id(spec)} | ({grid_id(coarse_spec)} if coarse_spec is not None else set())
+
+
+def cancel_replaced(old_ids: set[str], state: dict) -> None:
+    """Cancel the jobs of a view the user replaced (e.g. by another resolution) that are still queued or running,
+    unless the new view uses them too (a 32 x 32 preview is the same job at every resolution above it)."""
+    for job_id in old_ids - view_job_ids(state):
+        status = runs.status(job_id)
+        if status is not None and status.active:
+            runs.cancel(job_id)
+
+
 def view_jobs(state: dict) -> ViewJobs:
     """Find (and, when the view should compute, start) the current view's preview and full-resolution jobs."""
     spec, raised = session.view_spec(state)
@@ -83,6 +99,8 @@ def view_jobs(state: dict) -> ViewJobs:
     force = st.session_state.pop("tx_force", False)
     if force:  # the user asked for this view: its full resolution follows the preview whatever it costs
         state["confirmed"] = fine_id
+        if fine is not None and fine.state in ("failed", "cancelled"):
+            state["retry"] = fine_id  # computed again, once the preview is done
     allowed = state.get("confirmed") == fine_id or auto_compute_ok(spec)
     cost_s = estimate_seconds(spec) + (estimate_seconds(coarse_spec) if coarse_spec else 0.0)
     held = state["autorun"] and not allowed and fine is None and coarse is None
@@ -92,14 +110,16 @@ def view_jobs(state: dict) -> ViewJobs:
                                                           and coarse.state != "done"):
             coarse_id = runs.submit("grid", coarse_spec)
             coarse = runs.status(coarse_id)
-        # The full resolution waits for the preview: on 2 cores the two would otherwise compete and the preview
-        # (the first picture within seconds) would arrive late. The progress fragment reruns the page when the
-        # preview finishes, which submits the full view. A cancelled preview starts nothing until Compute.
+        # The full resolution waits for the preview, on every path ("Compute" too): on 2 cores the two would
+        # otherwise compete and the preview (the first picture within seconds) would arrive late. The progress
+        # fragment reruns the page when the preview finishes, which submits the full view. A cancelled preview
+        # starts nothing until Compute.
         preview_pending = coarse is not None and coarse.state != "done"
-        if (fine is None and (force or not preview_pending)) or (
-                force and fine is not None and fine.state in ("failed", "cancelled")):
+        retry = state.get("retry") == fine_id and fine is not None and fine.state in ("failed", "cancelled")
+        if not preview_pending and (fine is None or retry):
             fine_id = runs.submit("grid", spec)
             fine = runs.status(fine_id)
+            state.pop("retry", None)
     jobs = ViewJobs(spec, raised, fine_id, fine, coarse_id, coarse, cost_s=cost_s, held=held)
     for job_id, status, job_spec in ((fine_id, fine, spec), (coarse_id, coarse, coarse_spec)):
         if status is not None and status.state == "done":

@@ -15,6 +15,22 @@ from ui.downloads import download_row
 from ui.trainability import compute, session
 
 
+PAPER_MIN_BOXES = 16  # fewer 10-px boxes on the boundary: the paper's local slopes are ratios of a few counts
+
+
+def paper_problem(est) -> str | None:
+    """Why the paper's estimate of one image means nothing (None when it can be shown): no estimate at all, or
+    so few boxes of the smallest size on the boundary that its local slopes are 0 or noise (a 64-px map gives
+    about 10 boxes of 10 px; the paper measured 4096-px images)."""
+    if not math.isfinite(est.paper_dimension) or not len(est.paper_counts):
+        return est.reason or "the boundary is too small for the paper's method"
+    most = int(max(est.paper_counts))
+    if most < PAPER_MIN_BOXES:
+        return (f"only {most} boxes of {int(est.paper_sizes[0])} px touch the boundary; the paper's estimator needs "
+                f"{PAPER_MIN_BOXES} or more (compute a finer resolution)")
+    return None
+
+
 def _fmt(value: float | None) -> str:
     return "—" if value is None or not math.isfinite(value) else f"{value:.3f}"
 
@@ -44,21 +60,26 @@ def dimension_section(state: dict, jobs: compute.ViewJobs) -> None:
             visited.append((lvl, v, result.estimate()))
     combined = combined_dimension([e for _, _, e in visited]) if visited else None
     published = published_dimension(state["preset"])
+    paper_why = paper_problem(est)
+    pooled_ok = visited and not any(paper_problem(e) for _, _, e in visited)
     c = st.columns(4)
     c[0].metric("This view", _fmt(est.dimension), delta=_interval(est.interval), delta_color="off",
                 delta_arrow="off",
                 help="Least-squares slope of log N against log box size, over the sizes where counts are "
                      "neither saturated nor too few.")
-    c[1].metric("Paper's estimator, this view", _fmt(est.paper_dimension),
-                help="Median local slope over 10 log-spaced box sizes from 10 px (porespy's boxcount), as "
-                     "the paper computed it.")
+    c[1].metric("Paper's estimator", "—" if paper_why else _fmt(est.paper_dimension),
+                help="This view, as the paper computed it: the median local slope over 10 log-spaced box sizes "
+                     "from 10 px (porespy's boxcount).")
     if combined is not None:
-        c[2].metric(f"Combined, {len(visited)} level(s) visited", _fmt(combined.dimension),
+        c[2].metric(f"Levels visited ({len(visited)})", _fmt(combined.dimension),
                     delta=_interval(combined.interval), delta_color="off", delta_arrow="off",
                     help="One slope fitted to every visited level's box counts. The paper's estimator pooled "
-                         f"over the same levels: {_fmt(combined.paper_dimension)}")
+                         f"over the same levels: {_fmt(combined.paper_dimension) if pooled_ok else '—'}")
     if published:
-        c[3].metric(f"Published ({published['experiment']})", f"{published['value']:.2f}")
+        c[3].metric("Published", f"{published['value']:.2f}",
+                    help=f"Sohl-Dickstein (2024), experiment: {published['experiment']}")
+    if paper_why and paper_why != est.reason:
+        st.caption(f"Paper's estimator: — because {paper_why}.")
     if est.reason:
         st.caption(f"Note: {est.reason}")
     if jobs.showing_preview:
@@ -66,7 +87,7 @@ def dimension_section(state: dict, jobs: compute.ViewJobs) -> None:
     if len(est.sizes):
         st.plotly_chart(_loglog_figure(est), key="tx_dim_plot", width="stretch")
     if published:
-        st.caption(published["note"])
+        st.caption(f"**Published**, experiment *{published['experiment']}*: {published['note']}")
     rows = pd.DataFrame(est.table())
     levels = pd.DataFrame([
         {"level": lvl, "x0": v[0], "x1": v[1], "y0": v[2], "y1": v[3], "dimension": e.dimension,
@@ -76,8 +97,8 @@ def dimension_section(state: dict, jobs: compute.ViewJobs) -> None:
     download_row({
         "box_counts.csv": (rows.to_csv(index=False).encode(), "text/csv"),
         "dimension_by_level.csv": (levels.to_csv(index=False).encode(), "text/csv"),
-    }, key="tx_dl_dim", labels={"box_counts.csv": "⬇ Box counts (CSV)",
-                                "dimension_by_level.csv": "⬇ Estimates per level (CSV)"})
+    }, key="tx_dl_dim", icon=":material/download:",
+        labels={"box_counts.csv": "Box counts (CSV)", "dimension_by_level.csv": "Estimates per level (CSV)"})
 
 
 def _loglog_figure(est) -> go.Figure:

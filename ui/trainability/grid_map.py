@@ -15,9 +15,12 @@ from ui.downloads import download_row
 from ui.format import LIVE_STATES, format_duration
 from ui.heatmap import coordinate_decimals, format_coordinate, heatmap_figure
 from ui.jobs import live_job_fragment
-from ui.trainability import compute, navigation, pixel
+from ui.trainability import compute, navigation, pixel, session
 
 MAP_HEIGHT = 640
+# Plotly's own view buttons only enlarge pixels (and one is called "Zoom out", like the page's button): the map
+# keeps box select, the PNG of the plot and Streamlit's fullscreen.
+MODEBAR_REMOVE = ["zoom2d", "pan2d", "zoomIn2d", "zoomOut2d", "autoScale2d", "resetScale2d", "lasso2d"]
 
 
 @st.cache_data(max_entries=64, show_spinner=False)
@@ -31,7 +34,7 @@ def _figure_payload(result_dir: str) -> tuple:
     phase = PHASE_SPACES[spec.phase_space]
     xt = [f"{phase.x_short} = 10^{format_coordinate(v, dx)} = {10 ** v:.5g}" for v in spec.x_values]
     yt = [f"{phase.y_short} = 10^{format_coordinate(v, dy)} = {10 ** v:.5g}" for v in spec.y_values]
-    verdict = np.where(conv, "✓ converged", "✗ diverged")
+    verdict = np.where(conv, "converged", "diverged")
     hover = np.empty((ny, nx), dtype=object)
     for i in range(ny):
         for j in range(nx):
@@ -59,11 +62,19 @@ def map_section(state: dict, jobs: compute.ViewJobs) -> None:
         x_title=phase.x_label, y_title=phase.y_label, legend=legend,
         marker=(inspected["x"], inspected["y"]) if inspected else None, height=MAP_HEIGHT,
     )
-    chart_key = f"tx_map_{state['rev']}"  # a new key per view: the new view starts with an empty selection
+    # Fixed axes: a plain drag never pans (no white margins) and nothing enlarges pixels; a zoom is a new view,
+    # recomputed. "Drag a box" makes a drag box-select (Streamlit then turns clicks off, hence a mode of its own).
+    fig.update_xaxes(fixedrange=True)
+    fig.update_yaxes(fixedrange=True)
+    if state["mode"] == "box":
+        fig.update_layout(dragmode="select")
+    chart_key = session.map_key(state)  # a new key per view: the new view starts with an empty selection
     st.plotly_chart(fig, key=chart_key, on_select=lambda: navigation.on_map_select(chart_key),
                     selection_mode=("points", "box"), width="stretch",
                     config={"displaylogo": False, "scrollZoom": False,
-                            "modeBarButtonsToRemove": ["lasso2d", "autoScale2d"]})
+                            "modeBarButtonsToRemove": MODEBAR_REMOVE})
+    if state["mode"] == "box":
+        st.caption("Drag a box on the map: it becomes the next view, recomputed. Clicks do nothing in this mode.")
     if jobs.showing_preview:
         st.caption(f"Preview at {spec.n_x} × {spec.n_y}; refining to {jobs.spec.n_x} × {jobs.spec.n_y}…")
 
@@ -92,7 +103,7 @@ def _placeholder(state: dict, jobs: compute.ViewJobs) -> None:
 def info_section(state: dict, jobs: compute.ViewJobs) -> None:
     """Beside the map: the converged fraction, the live progress of the view's jobs, and the downloads."""
     if jobs.shown is not None:
-        st.metric("Converged fraction of this view", f"{100 * jobs.shown.converged.mean():.1f} %",
+        st.metric("Converged fraction", f"{100 * jobs.shown.converged.mean():.1f} %",
                   help="Share of the pixels (networks) in this view whose training converged.")
     _progress(jobs)
     if jobs.shown is not None:
@@ -102,7 +113,7 @@ def info_section(state: dict, jobs: compute.ViewJobs) -> None:
         download_row({f"{stem}.png": (shown.png, "image/png"),
                       f"{stem}-measure.npy": (shown.measure_npy(), "application/octet-stream"),
                       f"{stem}-spec.json": (shown.spec_json.encode(), "application/json")},
-                     key="tx_dl", columns=1,
+                     key="tx_dl", columns=1, icon=":material/download:",
                      labels={f"{stem}.png": "Image (PNG, full resolution)",
                              f"{stem}-measure.npy": "Raw measure (.npy)",
                              f"{stem}-spec.json": "Spec (.json)"})

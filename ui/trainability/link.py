@@ -24,7 +24,7 @@ from ui.state import decode_query_value, encode_query_value, parse_spec_query, s
 
 EXPLORER_PAGE = "pages/1_Trainability_Explorer.py"
 EXPLORER_URL_PATH = "Trainability_Explorer"
-MODES = ("zoom", "inspect")
+MODES = ("zoom", "box", "inspect")
 _RANGES = ("x_range", "y_range")
 _VIEW_KEYS = ("preset", "path", "level", "factor", "mode", "px")
 
@@ -152,7 +152,7 @@ def parse_grid_view_query(params: Mapping[str, str]) -> dict[str, Any] | None:
             factor = 2.0
     mode = params.get("mode", "zoom")
     if mode not in MODES:
-        errors.append(f"mode: expected 'zoom' or 'inspect', got {mode!r}")
+        errors.append(f"mode: expected one of {', '.join(MODES)}, got {mode!r}")
         mode = "zoom"
     pixel = None
     if "px" in params:

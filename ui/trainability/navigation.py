@@ -13,7 +13,7 @@ from ui.heatmap import coordinate_decimals, format_coordinate
 from ui.trainability import compute, session
 
 FACTORS = (2.0, 4.0, 8.0, 16.0)
-MODES = {"zoom": "Zoom in", "inspect": "Inspect a pixel"}
+MODES = {"zoom": "Click to zoom", "box": "Drag a box", "inspect": "Inspect a pixel"}
 
 
 def go_to(view: View) -> None:
@@ -33,27 +33,45 @@ def go_to(view: View) -> None:
     state["notice"] = None
 
 
+def _selection_identity(boxes: list, points: list) -> tuple:
+    """What a selection event selected (the box corners, or the points' coordinates), comparable across runs."""
+    if boxes:
+        return ("box", tuple(float(v) for v in boxes[0]["x"]), tuple(float(v) for v in boxes[0]["y"]))
+    return ("points", tuple((float(p["x"]), float(p["y"])) for p in points))
+
+
 def on_map_select(chart_key: str) -> None:
-    """A click zooms by the factor around the point (or picks the pixel to inspect); a box zooms to the box."""
+    """A click zooms by the factor around the point (or picks the pixel to inspect); a box zooms to the box.
+
+    Each selection acts once. An event of a chart that an earlier action replaced (its key is not the current
+    one), or the same selection again while nothing changed since it was handled (a rerun racing the click
+    delivers it twice, or the next chart reports it once more), is ignored: one click is one level.
+    """
     state = session.get()
+    if chart_key != session.map_key(state):
+        return
     event = st.session_state.get(chart_key)
     selection = getattr(event, "selection", None) or (event or {}).get("selection") or {}
     boxes = selection.get("box") or []
     points = selection.get("points") or []
+    if not boxes and not points:
+        return
+    identity = _selection_identity(boxes, points)
+    handled = st.session_state.get("tx_selection_done")
+    if handled is not None and handled == (identity, state["rev"]):
+        return
     if boxes:
         try:
             go_to(box_view(boxes[0]["x"], boxes[0]["y"]))
         except ValueError as exc:
             session.warn(state, str(exc))
-        return
-    if not points:
-        return
-    x, y = float(points[0]["x"]), float(points[0]["y"])
-    if state["mode"] == "inspect":
-        state["pixel"] = (x, y)  # snapped to the nearest pixel of the map when drawn
+    elif state["mode"] == "inspect":
+        state["pixel"] = (float(points[0]["x"]), float(points[0]["y"]))  # snapped to the nearest pixel when drawn
         state["rev"] += 1
-        return
-    go_to(zoom_view(session.current_view(state), x, y, state["factor"]))
+    else:
+        x, y = float(points[0]["x"]), float(points[0]["y"])
+        go_to(zoom_view(session.current_view(state), x, y, state["factor"]))
+    st.session_state["tx_selection_done"] = (identity, state["rev"])
 
 
 def _set_level(level: int) -> None:
@@ -67,7 +85,10 @@ def _step(delta: int) -> None:
 
 
 def _zoom_out() -> None:
+    """A wider view around the same centre, as the next level; never from level 0, whose path would be lost."""
     state = session.get()
+    if state["level"] == 0:
+        return
     cx, cy = view_center(session.current_view(state))
     go_to(zoom_view(session.current_view(state), cx, cy, 1.0 / state["factor"]))
 
@@ -86,18 +107,23 @@ def controls(state: dict, jobs: compute.ViewJobs) -> None:
     """The row above the map: click mode, zoom factor, back/forward/zoom out/reset; the zoom path; where we are."""
     level, n = state["level"], len(state["path"])
     with st.container(horizontal=True, vertical_alignment="bottom", gap="small"):
-        st.segmented_control("Click on the map to", list(MODES), key="tx_mode", format_func=MODES.get,
-                             on_change=_on_mode, required=True)
-        st.selectbox("Zoom factor per click", FACTORS, key="tx_factor", format_func=lambda f: f"× {f:g}",
-                     on_change=_on_factor, width=160)
-        st.button("◀ Back", key="tx_back", on_click=_step, args=(-1,), disabled=level == 0,
-                  help="The previous view of the zoom path")
-        st.button("Forward ▶", key="tx_fwd", on_click=_step, args=(1,), disabled=level >= n - 1,
-                  help="Redo the zoom you went back from")
-        st.button("Zoom out", key="tx_out", on_click=_zoom_out,
-                  help="A new view, the zoom factor wider, around the same centre")
-        st.button("⟲ Reset", key="tx_reset", on_click=_set_level, args=(0,), disabled=level == 0,
-                  help="Back to the full range (level 0)")
+        st.segmented_control("On the map", list(MODES), key="tx_mode", format_func=MODES.get,
+                             on_change=_on_mode, required=True,
+                             help="Click to zoom: a click zooms in by the factor around the point. Drag a box: "
+                                  "the box you drag becomes the next view. Inspect a pixel: a click replays "
+                                  "that pixel's network. Every zoom is recomputed, never enlarged.")
+        st.selectbox("Zoom factor", FACTORS, key="tx_factor", format_func=lambda f: f"× {f:g}",
+                     on_change=_on_factor, width=110, help="How many times narrower a click's view is")
+        st.button("Back", key="tx_back", on_click=_step, args=(-1,), disabled=level == 0,
+                  icon=":material/arrow_back:", help="The previous view of the zoom path")
+        st.button("Forward", key="tx_fwd", on_click=_step, args=(1,), disabled=level >= n - 1,
+                  icon=":material/arrow_forward:", help="Redo the zoom you went back from")
+        st.button("Zoom out", key="tx_out", on_click=_zoom_out, disabled=level == 0, icon=":material/zoom_out:",
+                  help="A new view, the zoom factor wider, around the same centre (the levels after this one "
+                       "are replaced)" if level else
+                       "Already the full range: widen it under *Advanced* in the sidebar (the zoom path stays)")
+        st.button("Reset", key="tx_reset", on_click=_set_level, args=(0,), disabled=level == 0,
+                  icon=":material/restart_alt:", help="Back to the full range (level 0); the zoom path stays")
     root_w = session.root_width(state)
     with st.container(horizontal=True, vertical_alignment="center", gap="small"):
         st.markdown("**Zoom path**", width="content")
@@ -127,9 +153,10 @@ def path_table(state: dict) -> None:
     rows = []
     for lvl, v in enumerate(state["path"]):
         s = runs.status(compute.grid_id(session.view_spec(state, v)[0]))
-        rows.append({"level": lvl, "current": "▶" if lvl == state["level"] else "",
+        rows.append({"level": lvl, "current": lvl == state["level"],
                      "zoom": f"× {root_w / (v[1] - v[0]):.4g}", "x from": v[0], "x to": v[1],
                      "y from": v[2], "y to": v[3], "status": s.state if s else "not computed"})
     st.dataframe(pd.DataFrame(rows), hide_index=True, width="stretch",
-                 column_config={k: st.column_config.NumberColumn(format="%.12g")
-                                for k in ("x from", "x to", "y from", "y to")})
+                 column_config={"current": st.column_config.CheckboxColumn("shown", help="The level on the map"),
+                                **{k: st.column_config.NumberColumn(format="%.12g")
+                                   for k in ("x from", "x to", "y from", "y to")}})

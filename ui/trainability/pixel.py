@@ -54,7 +54,7 @@ def _panel(pix: dict, shown) -> None:
     ny, nx = m.shape
     losses = _loss_curve(shown.spec_json, xv, yv)
     measure = float(convergence_measure(losses))
-    verdict = "✓ converged" if measure < 0 else "✗ diverged"
+    verdict = "converged" if measure < 0 else "diverged"
     grid_verdict = "converged" if bool(shown.converged[i, j]) else "diverged"
     phase = PHASE_SPACES[shown.spec.phase_space]
     sx, sy = phase.x_short, phase.y_short

@@ -105,6 +105,12 @@ def view_spec(state: dict, view: View | None = None) -> tuple[GridSpec, bool]:
     return _view_spec(base_spec(state), view if view is not None else current_view(state))
 
 
+def map_key(state: dict) -> str:
+    """The map chart's widget key: new at every level and every change of the view, so a new view starts with an
+    empty selection and an event of a replaced chart can be told apart (``navigation.on_map_select``)."""
+    return f"tx_map_{state['level']}_{state['rev']}"
+
+
 def root_width(state: dict) -> float:
     return state["path"][0][1] - state["path"][0][0]
 

@@ -128,8 +128,10 @@ def _on_preset() -> None:
 
 
 def _on_resolution() -> None:
+    """Another resolution: the view's jobs at the old one are no longer wanted, so those still running stop (the
+    new view starts on its own only below the cost limit, see compute.view_jobs)."""
     state = session.get()
-    old = state["fields"]["resolution"]
+    old, old_ids = state["fields"]["resolution"], compute.view_job_ids(state)
     state["fields"]["resolution"] = [int(v) for v in st.session_state["tx_res"]]
     state["rev"] += 1
     try:
@@ -138,4 +140,6 @@ def _on_resolution() -> None:
         state["fields"]["resolution"] = old
         st.session_state["tx_res"] = tuple(old)
         state["notice"] = ("warning", f"Resolution not changed — {exc}")
+        return
+    compute.cancel_replaced(old_ids, state)
 

@@ -1,5 +1,6 @@
 """The "Zoom video" tab: a video from the full range (or along the visited path) into this view, rendered as a
-background job from one grid per factor-2 level, so exploring can go on meanwhile."""
+background job from one grid per factor-2 level, so exploring can go on meanwhile. The video is made at a chosen
+output size (each keyframe pixel a sharp block) and shown at that size at most, never stretched."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ import runs
 from cache import default_store
 from engine.specs import field_info
 from engine.trainability import estimate_seconds, network_steps
-from engine.trainability.video import VideoSpec, video_files
+from engine.trainability.video import MAX_FRAME_SIDE, VideoSpec, size_text, video_files
 from ui.damaged import READ_ERRORS, damaged_notice
 from ui.downloads import download_row
 from ui.format import format_duration
@@ -19,6 +20,8 @@ from ui.trainability import compute
 
 ROUTES = ("full range → this view", "along the visited path")
 SIDES = (32, 64, 96, 128, 192, 256)  # the menu of keyframe sizes
+OUTPUT_SIDE = 512  # the output size offered first: the upscale that comes nearest
+MAX_OUTPUT_SIDE = 1024  # the largest output the page offers (wider than its column; the CLI goes to the spec's limit)
 MIME = {"mp4": "video/mp4", "gif": "image/gif"}
 
 
@@ -30,18 +33,37 @@ def _slider(col, name: str, key: str) -> int:
     return col.slider(info.label, lo, hi, key=key, help=info.meta.help, **kwargs)
 
 
+def _upscale(col, side: int) -> int:
+    """The output size, as the upscale of ``side``-pixel keyframes (the field's declared range, up to
+    :data:`MAX_OUTPUT_SIDE` pixels): first the one nearest :data:`OUTPUT_SIDE` pixels; when the keyframe size
+    changes, the one nearest the output size chosen before."""
+    info = field_info(VideoSpec, "upscale")
+    lo, hi = (int(v) for v in info.meta.range)
+    factors = [k for k in range(lo, hi + 1) if side * k <= min(MAX_OUTPUT_SIDE, MAX_FRAME_SIDE)] or [lo]
+    ss = st.session_state
+    before = ss.get("tx_v_up_side")
+    if ss.get("tx_v_up") not in factors or before != side:
+        target = before * ss["tx_v_up"] if before and ss.get("tx_v_up") else OUTPUT_SIDE
+        ss["tx_v_up"] = min(factors, key=lambda k: (abs(side * k - target), k))
+    ss["tx_v_up_side"] = side
+    return col.selectbox("Output size", factors, key="tx_v_up", format_func=lambda k: f"{side * k} px (×{k})",
+                         help=info.meta.help)
+
+
 def _spec(state: dict, jobs: compute.ViewJobs) -> tuple[VideoSpec | None, str | None]:
-    cols = st.columns(5)
+    cols = st.columns(6)
     route = cols[0].radio("Zoom", ROUTES, key="tx_v_route")
     res = field_info(VideoSpec, "resolution")
     sides = [s for s in SIDES if res.meta.range[0] <= s <= res.meta.range[1]]
     side = cols[1].selectbox(res.label, sides, index=sides.index(res.default[0]), key="tx_v_res",
                              format_func=lambda r: f"{r} × {r}", help=res.meta.help)
-    per_level = _slider(cols[2], "frames_per_level", "tx_v_fpl")
-    fps = _slider(cols[3], "fps", "tx_v_fps")
-    with cols[4]:
+    upscale = _upscale(cols[2], side)
+    per_level = _slider(cols[3], "frames_per_level", "tx_v_fpl")
+    fps = _slider(cols[4], "fps", "tx_v_fps")
+    with cols[5]:
         zoom_out = spec_input(VideoSpec, "zoom_out", key="tx_v_out")
-    kwargs = dict(grid=jobs.spec, resolution=(side, side), frames_per_level=per_level, fps=fps, zoom_out=zoom_out)
+    kwargs = dict(grid=jobs.spec, resolution=(side, side), upscale=upscale, frames_per_level=per_level, fps=fps,
+                  zoom_out=zoom_out)
     if route == ROUTES[1] and state["level"] > 0:
         kwargs["path"] = tuple(tuple(v) for v in state["path"][: state["level"] + 1])
     else:
@@ -65,6 +87,7 @@ def video_section(state: dict, jobs: compute.ViewJobs) -> None:
     steps, seconds = sum(network_steps(g) for g in grids), sum(estimate_seconds(g) for g in grids)
     st.markdown(f"{len(grids)} keyframes, {spec.n_frames} frames of {spec.frame_size[0]} × {spec.frame_size[1]} "
                 f"px · {steps / 1e6:.3g} M network-steps · about **{format_duration(seconds)}**")
+    st.caption(f"{size_text(spec)}; shown at that size at most.")
     video_id = default_store().key("zoom_video", spec)
     if st.button("Render zoom video", key="tx_v_go", icon=":material/movie:"):
         video_id = runs.submit("zoom_video", spec)
@@ -79,7 +102,7 @@ def video_section(state: dict, jobs: compute.ViewJobs) -> None:
     except READ_ERRORS as exc:
         damaged_notice(exc, key="tx_v_recompute", job_id=video_id, kind="zoom_video", spec=spec)
         return
-    if "mp4" in files:
-        st.video(files["mp4"], format="video/mp4", loop=True)
+    if "mp4" in files:  # never wider than the video's own pixels (Streamlit also keeps it inside the column)
+        st.video(files["mp4"], format="video/mp4", loop=True, width=int(spec.frame_size[0]))
     download_row({f"zoom-{state['preset']}.{fmt}": (data, MIME[fmt]) for fmt, data in files.items()},
                  key="tx_v_dl")

@@ -84,7 +84,9 @@ def test_video_spec_round_trip_and_validation():
         (dict(fps=0), "fps"),
         (dict(formats=("avi",)), "formats"),
         (dict(formats=()), "formats"),
-        (dict(upscale=9), "upscale"),
+        (dict(upscale=17), "upscale"),
+        (dict(upscale=0), "upscale"),
+        (dict(resolution=1024, upscale=8), "upscale"),  # 8192-px frames
         (dict(full_x_range=None), "full_x_range"),
         (dict(full_x_range=(2.0, 1.0)), "full_x_range"),
         (dict(path=((0.0, 1.0, 1.0, 0.0), (0.0, 0.5, 0.0, 0.5))), "path"),
