@@ -7,12 +7,14 @@ import math
 
 from engine.trainability.spec import FLOAT_EPS, ULPS_APART, GridSpec
 
-#: Network-steps per second of ``run_grid`` on the project's 2-core CPU (tanh preset, 128x128, 500 steps, every
-#: pixel counted as 500 steps), measured by ``bench/trainability.py`` with tiles in worker processes on a lightly
-#: loaded machine: 86,672 (float64) and 222,335 (float32). Small grids run on threads and reach about half of
-#: that, so the estimate uses the threaded figures for a conservative guess.
-CPU_RATE = {"float64": 41_000.0, "float32": 131_000.0}
-_REF_COST = 272 * 16 * (2 * 16 + 10)
+#: Network-steps per second of ``run_grid`` on the project's 2-core CPU with the fused kernel (tanh preset,
+#: 128x128, 500 steps, every pixel counted as 500 steps, 2 threads), measured by ``bench/trainability.py`` on a
+#: machine shared with other work: 139k-209k (float64) and 334k-481k (float32) over four runs; the rates below sit
+#: in the middle, so the runs fell within -19%..+23% of the estimate.
+CPU_RATE = {"float64": 170_000.0, "float32": 400_000.0}
+_TANH = 15  # the vectorised tanh, per hidden activation, in units of one multiply-add of the products
+_STEP_OVERHEAD = 12_000  # per network-step whatever its size (calls, loops): ~0.7 us, measured on N = 1
+_REF_COST = 272 * 16 * (2 * 16 + 10 + _TANH) + _STEP_OVERHEAD
 
 
 def network_steps(spec: GridSpec) -> int:
@@ -21,12 +23,14 @@ def network_steps(spec: GridSpec) -> int:
 
 
 def _cost_per_step(spec: GridSpec) -> float:
-    """Relative arithmetic of one network-step: two ``N x n x n`` products plus ~10 elementwise passes over the
-    ``N x n`` activations (the forward pass only, plus a B-row backward pass, for minibatch training)."""
+    """Relative work of one network-step: two ``N x n x n`` products plus ~10 elementwise passes over the
+    ``N x n`` activations and the tanh (the forward pass only, plus a B-row backward pass, for minibatch
+    training), plus a fixed cost per step that dominates tiny networks."""
     n, N = spec.width, spec.n_samples
+    act = _TANH if spec.activation == "tanh" else 0
     if spec.batch_size is None:
-        return N * n * (2 * n + 10)
-    return N * n * (n + 5) + spec.batch_size * n * (n + 8)
+        return N * n * (2 * n + 10 + act) + _STEP_OVERHEAD
+    return N * n * (n + 10 + act) + spec.batch_size * n * (n + 8) + _STEP_OVERHEAD
 
 
 def estimate_seconds(spec: GridSpec) -> float:

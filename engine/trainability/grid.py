@@ -3,13 +3,16 @@
 Every pixel trains the same one-hidden-layer network (same data, same initial weights) with its own two
 hyperparameters and is coloured by whether training converged; the boundary between the regions is fractal.
 This module turns a spec into the data, the pixels' hyperparameters, the tiles' work and the measure, faithful
-to the authors' notebook; the arithmetic is in :mod:`.kernels`, where tiles run in :mod:`.executor`.
+to the authors' notebook; the arithmetic is in :mod:`.fused` (CPU) and :mod:`.kernels` (reference, GPU), where
+tiles run in :mod:`.executor`.
 """
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import hashlib
+import math
 import time
 from dataclasses import dataclass
 from typing import Any, Mapping
@@ -19,12 +22,63 @@ import torch
 
 from engine.device import resolve_device
 from engine.errors import Cancelled
+from engine.settings import env_flag
 import engine.trainability.executor as executor
+from engine.trainability import kernels
 from engine.trainability.cost import network_steps
-from engine.trainability.kernels import make_problem, train_pixels
+from engine.trainability.kernels import make_problem
 from engine.trainability.spec import GridSpec, GridTile
 
 DTYPES = {"float64": torch.float64, "float32": torch.float32}
+
+#: How a grid is computed (not *what*: no kernel choice is part of a spec or its result key). ``fused``: the
+#: compiled CPU kernel (:mod:`.fused`); ``eager``: the torch kernel (:mod:`.kernels`), the reference and the
+#: CUDA path; ``auto``: fused on a CPU where numba imports, eager otherwise.
+KERNELS = ("auto", "fused", "eager")
+
+
+def resolve_kernel(kernel: str | None, device: torch.device) -> str:
+    """``"fused"`` or ``"eager"`` for ``kernel`` on ``device`` (None means ``"auto"``).
+
+    The two kernels compute the same network and differ only in rounding order, like two CPUs or two BLAS
+    builds: their verdicts differ no more often than the eager kernel's own verdicts do when the same network's
+    units are numbered differently (>= 99.9% agreement on the tanh, ReLU, linear and single-point presets at
+    64x64; in the minibatch and offset views rounding order alone decides ~0.5-1% of boundary pixels, whichever
+    kernel runs). So the choice is left out of the store's key: a stored grid is a valid answer from either.
+    """
+    kernel = "auto" if kernel is None else kernel
+    if kernel not in KERNELS:
+        raise ValueError(f"kernel: must be one of {', '.join(KERNELS)}, got {kernel!r}")
+    if kernel == "fused" and device.type != "cpu":
+        raise ValueError(f"kernel: 'fused' runs on the CPU only, got device {device.type!r} (use 'eager' or 'auto')")
+    if kernel == "eager" or device.type != "cpu":
+        return "eager"
+    if not _fused().AVAILABLE:
+        if kernel == "fused":
+            raise ValueError("kernel: 'fused' needs numba, which is not installed (pip install numba, or 'eager')")
+        return "eager"
+    return "fused"
+
+
+def _fused():
+    """The compiled kernel's module, imported on first use (numba takes ~1 s to import; pages need not wait)."""
+    from engine.trainability import fused
+
+    return fused
+
+
+def _train(kernel: str):
+    return _fused().train_pixels if kernel == "fused" else kernels.train_pixels
+
+
+def _blas_guard(kernel: str):
+    """numpy/scipy's BLAS single-threaded while the fused kernel runs (see fused.single_threaded_blas)."""
+    return _fused().single_threaded_blas() if kernel == "fused" else contextlib.nullcontext()
+
+
+#: On a GPU a tile's loss history (pixels x steps, float64, on the host) may take this much: 256 MiB, so a tile
+#: of a 500-step grid is ~259^2 pixels, about twice the networks the GPU trains side by side.
+_CUDA_TILE_HISTORY_BYTES = 1 << 28
 
 
 @dataclass
@@ -158,10 +212,10 @@ def _problem(spec: GridSpec, init: Mapping[str, Any] | None, device: torch.devic
 # ------------------------------------------------------------------------------------------------ tiles, grids
 
 
-def _train_tile(problem, tile: GridTile, on_progress=None, should_stop=None) -> TileResult:
+def _train_tile(problem, tile: GridTile, on_progress=None, should_stop=None, kernel: str = "eager") -> TileResult:
     xs, ys = np.meshgrid(tile.x_values, tile.y_values)  # (rows, cols), row-major pixel order
     lr0, lr1, offset = hyperparameters(tile.grid, xs.ravel(), ys.ravel())
-    losses, steps_run = train_pixels(
+    losses, steps_run = _train(kernel)(
         problem, lr0, lr1, offset, tile.grid.offset_every_step, on_progress=on_progress, should_stop=should_stop
     )
     measure = convergence_measure(losses).reshape(tile.shape)
@@ -171,18 +225,23 @@ def _train_tile(problem, tile: GridTile, on_progress=None, should_stop=None) -> 
 _PROCESS_PROBLEMS: dict[str, Any] = {}
 
 
-def _tile_in_process(init, tile: GridTile, on_progress, should_stop) -> TileResult:
-    """A tile in a worker process: the problem (data, weights) is built once per process and spec."""
+def _tile_in_process(payload, tile: GridTile, on_progress, should_stop) -> TileResult:
+    """A tile in a worker process: the problem (data, weights) is built once per process and spec.
+    ``payload``: ``(init, kernel)``."""
+    init, kernel = payload
     key = tile.grid.content_hash()
     if key not in _PROCESS_PROBLEMS:
         _PROCESS_PROBLEMS.clear()
         _PROCESS_PROBLEMS[key] = _problem(tile.grid, init, torch.device("cpu"))
-    return _train_tile(_PROCESS_PROBLEMS[key], tile, on_progress, should_stop)
+    with _blas_guard(kernel):
+        return _train_tile(_PROCESS_PROBLEMS[key], tile, on_progress, should_stop, kernel)
 
 
-def run_tile(tile: GridTile, init=None, progress=None, cancel=None, device=None) -> TileResult:
-    """Compute one tile on its own (what a cluster worker would run). Same numbers as inside ``run_grid``."""
+def run_tile(tile: GridTile, init=None, progress=None, cancel=None, device=None, kernel="auto") -> TileResult:
+    """Compute one tile on its own (what a cluster worker would run). Same numbers as inside ``run_grid``
+    (with the fused kernel bit for bit; with the eager one to rounding, see :func:`run_grid`)."""
     dev = resolve_device(device)
+    kernel = resolve_kernel(kernel, dev)
     problem = _problem(tile.grid, init, dev)
     total = tile.shape[0] * tile.shape[1] * tile.grid.steps
     done = [0]
@@ -193,42 +252,55 @@ def run_tile(tile: GridTile, init=None, progress=None, cancel=None, device=None)
             progress(min(1.0, done[0] / total))
 
     stop = (lambda: cancel.is_set()) if cancel is not None else None
-    with executor.single_threaded_ops(dev):
-        res = _train_tile(problem, tile, on_progress, stop)
+    with executor.single_threaded_ops(dev), _blas_guard(kernel):
+        res = _train_tile(problem, tile, on_progress, stop, kernel)
     if cancel is not None and cancel.is_set():
         raise Cancelled("trainability tile cancelled")
     return res
 
 
-def run_grid(spec: GridSpec, init=None, progress=None, cancel=None, device=None) -> GridResult:
+def run_grid(spec: GridSpec, init=None, progress=None, cancel=None, device=None, kernel="auto") -> GridResult:
     """Train one network per pixel of ``spec`` and return the convergence measure of each.
 
     ``init``: None (draw from ``spec.seed``, see :func:`draw_init`) or a dict of arrays ``{X, Y, W0, W1}`` used
     exactly as given. ``progress(fraction)`` is called from the calling thread as tiles advance; when
     ``cancel.is_set()`` becomes true the work stops and :class:`engine.errors.Cancelled` is raised.
-    ``device``: None/"auto" (CUDA if available), "cpu", "cuda", ...
+    ``device``: None/"auto" (CUDA if available), "cpu", "cuda", ... ``kernel``: "auto" (the compiled fused kernel
+    on a CPU, the eager torch kernel on a GPU), "fused" or "eager" (see :func:`resolve_kernel`). The fused kernel
+    gives every pixel bit for bit the same numbers whatever the tiling or thread count; the eager one agrees with
+    itself across tilings to ~1e-6 and in every verdict but a rare boundary pixel (BLAS rounds per shape).
     """
     if not isinstance(spec, GridSpec):
         raise ValueError(f"spec: must be a GridSpec, got {type(spec).__name__}")
     t0 = time.perf_counter()
     dev = resolve_device(device)
+    kernel = resolve_kernel(kernel, dev)
     problem = _problem(spec, init, dev)
     n_workers = executor.workers(dev)
-    tiles = spec.tiles(executor.default_tile_size(spec, dev, n_workers))
+    side = executor.default_tile_size(spec, dev, n_workers)
+    if dev.type == "cuda":  # one batched program per big tile (tens of thousands of networks per launch)
+        side = max(side, int(math.sqrt(_CUDA_TILE_HISTORY_BYTES / 8 / spec.steps)))
+    elif kernel == "fused":  # no slot set to fill: small tiles only even out the threads' work
+        side = min(side, 16)
+    tiles = spec.tiles(side)
     n_workers = min(n_workers, len(tiles))
     total = network_steps(spec)
-    if executor.use_processes(total, dev, n_workers):
-        from concurrent.futures.process import BrokenProcessPool
+    # The fused kernel releases the GIL, so threads keep every core busy: processes only when asked for.
+    use_processes = executor.use_processes(total, dev, n_workers) and (
+        kernel == "eager" or env_flag("FRACTAL_LAB_GRID_PROCESSES", False))
+    with _blas_guard(kernel):
+        if use_processes:
+            from concurrent.futures.process import BrokenProcessPool
 
-        payload = None if init is None else check_init(spec, init)
-        try:
-            results = executor.run_in_processes(tiles, _tile_in_process, payload, n_workers, total, progress,
-                                                cancel)
-            return _assemble(spec, results, init, t0, progress)
-        except BrokenProcessPool:
-            pass  # a worker could not start (see run_in_processes): the same result on threads
-    results = executor.run_in_threads(tiles, functools.partial(_train_tile, problem), n_workers, total, progress,
-                                      cancel, dev)
+            payload = (None if init is None else check_init(spec, init), kernel)
+            try:
+                results = executor.run_in_processes(tiles, _tile_in_process, payload, n_workers, total, progress,
+                                                    cancel)
+                return _assemble(spec, results, init, t0, progress)
+            except BrokenProcessPool:
+                pass  # a worker could not start (see run_in_processes): the same result on threads
+        work = functools.partial(_train_tile, problem, kernel=kernel)
+        results = executor.run_in_threads(tiles, work, n_workers, total, progress, cancel, dev)
     return _assemble(spec, results, init, t0, progress)
 
 
@@ -247,16 +319,18 @@ def _assemble(spec: GridSpec, results, init, t0: float, progress) -> GridResult:
                       init_hash=init_hash(init) or None)
 
 
-def pixel_loss_curve(spec: GridSpec, x: float, y: float, init=None, device=None) -> np.ndarray:
+def pixel_loss_curve(spec: GridSpec, x: float, y: float, init=None, device=None, kernel="auto") -> np.ndarray:
     """The ``T`` recorded losses of the single network at log10 coordinates ``(x, y)``, recomputed with the same
     data, weights and minibatch draws as the grid (float64; ``+inf`` after the first non-finite loss).
 
-    At a grid pixel's own coordinates the curve gives the grid's verdict, and its measure to ~1e-6: a single
-    network runs in differently shaped tensor ops than a tile, and BLAS rounds the last bit per shape.
+    At a grid pixel's own coordinates the curve is the grid's own, bit for bit, with the fused kernel; with the
+    eager one it gives the grid's verdict and its measure to ~1e-6 (a single network runs in differently shaped
+    tensor ops than a tile, and BLAS rounds the last bit per shape).
     """
     dev = resolve_device(device)
+    kernel = resolve_kernel(kernel, dev)
     problem = _problem(spec, init, dev)
     lr0, lr1, offset = hyperparameters(spec, np.array([float(x)]), np.array([float(y)]))
-    with executor.single_threaded_ops(dev):
-        losses, _ = train_pixels(problem, lr0, lr1, offset, spec.offset_every_step, slots=1)
+    with executor.single_threaded_ops(dev), _blas_guard(kernel):
+        losses, _ = _train(kernel)(problem, lr0, lr1, offset, spec.offset_every_step, slots=1)
     return losses[0]

@@ -50,6 +50,10 @@ _GAIN_NUMERATOR = {"tanh": math.sqrt(2.0), "relu": math.sqrt(2.0), "identity": 1
 _SLOT_BUDGET = {torch.float64: 24 * 16 * 272, torch.float32: 48 * 16 * 272}
 _MAX_SLOTS_CPU = 512
 _MAX_SLOTS_CUDA = 65536
+#: On a GPU: elements per ``(S, n, N)`` array (2**27: 1 GiB in float64, two such arrays), so tens of thousands of
+#: networks share each launch; and the steps between two looks at the losses (each look waits for the GPU).
+_CUDA_ELEMENTS = 1 << 27
+_CUDA_SYNC_EVERY = 16
 
 
 @dataclass
@@ -129,7 +133,7 @@ def default_slots(problem: Problem) -> int:
     """How many networks to train side by side: cache-sized on a CPU, as many as fit on a GPU."""
     per_net = problem.width * problem.n_samples
     if problem.X.device.type == "cuda":
-        return max(1, min(_MAX_SLOTS_CUDA, (1 << 25) // per_net))  # ~256 MB per float64 array
+        return max(1, min(_MAX_SLOTS_CUDA, _CUDA_ELEMENTS // per_net))
     budget = _SLOT_BUDGET.get(problem.X.dtype, _SLOT_BUDGET[torch.float32])
     return max(1, min(_MAX_SLOTS_CPU, budget // per_net))
 
@@ -238,6 +242,7 @@ def train_pixels(
     slots: int | None = None,
     on_progress: Callable[[int], None] | None = None,
     should_stop: Callable[[], bool] | None = None,
+    sync_every: int | None = None,
 ) -> tuple[np.ndarray, int]:
     """Train one network per pixel and return ``(losses, steps_run)``.
 
@@ -247,7 +252,9 @@ def train_pixels(
     later entry is ``+inf``. ``steps_run`` counts the network-steps actually computed (diverged pixels stop
     early). ``on_progress(work)`` receives increments of finished work in network-steps, counting a diverged
     pixel as ``T`` (its result is complete); ``should_stop()`` is polled and ends the run early (the caller
-    raises).
+    raises). ``sync_every``: steps between two looks at the losses (default 1 on a CPU, 16 on a GPU, where each
+    look waits for the device); a pixel that finishes inside a block idles in its slot until the block ends,
+    which changes no recorded loss.
     """
     p = problem
     T = p.steps
@@ -302,6 +309,38 @@ def train_pixels(
     steps_run = 0
     step_count = 0
     on_cpu = dev.type == "cpu"
+    K = max(1, min(T, int(sync_every or (1 if on_cpu else _CUDA_SYNC_EVERY))))
+    Lbuf = None
+    while K > 1:
+        # K steps with no look at the losses (the GPU runs ahead), then one copy and the bookkeeping for all K.
+        if Lbuf is None or Lbuf.shape[1] != k.S:
+            Lbuf = torch.empty(K, k.S, dtype=dt, device=dev)
+        t_dev = torch.tensor(t, device=dev) if p.batches is not None else None  # a copy: t stays the host's
+        for j in range(K):
+            Lbuf[j].copy_(k.step(None if t_dev is None else t_dev.clamp(max=T - 1)))
+            if t_dev is not None:
+                t_dev += 1
+        L = Lbuf.cpu().numpy() / p.n_samples  # (K, S)
+        fin = np.isfinite(L)
+        first_bad = np.where(fin.all(axis=0), K, np.argmax(~fin, axis=0))
+        count = np.where(active, np.minimum(np.minimum(K, T - t), first_bad + 1), 0)  # losses that count
+        rows = np.arange(K)[:, None]
+        keep = rows < count
+        hist[np.broadcast_to(pid, L.shape)[keep], (t + rows)[keep]] = L[keep]
+        steps_run += int(count.sum())
+        done = active & ((t + count >= T) | (first_bad < count))
+        t += count
+        step_count += 1
+        if done.any():
+            finished = np.flatnonzero(done)
+            if on_progress is not None:
+                on_progress(T * len(finished))
+            load(finished)
+            active = pid < P
+            if not active.any():
+                return hist[:P], steps_run
+        if should_stop is not None and should_stop():
+            return hist[:P], steps_run
     while True:
         t_dev = torch.as_tensor(np.minimum(t, T - 1), device=dev) if p.batches is not None else None
         loss = k.step(t_dev)
