@@ -1,7 +1,8 @@
 """Kronecker lab: grow a self-similar layer graph from a small lower-triangular matrix, see it, and train it.
 
 The screen, top to bottom: the base graph editor beside the growth controls, the grown graph's numbers and
-downloads, then one tab per way of looking at it, and a Train tab. A link (or a stored run) re-opens the view.
+downloads, then one tab per way of looking at it, and a Train tab. A link (or a stored run) re-opens the view;
+the sidebar's Copy link holds it.
 """
 
 from __future__ import annotations
@@ -52,3 +53,6 @@ with tab_streams:
     views.streams_tab(graph)
 with tab_train:
     train.train_tab(spec, graph)
+
+with st.sidebar:
+    link.copy_link_section()

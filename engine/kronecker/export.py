@@ -1,82 +1,38 @@
-"""A graph as files (adjacency as npy/csv, JSON, PNG pictures), and the thresholds every picture of it obeys.
+"""A graph as files: the adjacency as npy/csv, the graph as JSON, and its pictures as PNG.
 
-The page's interactive charts and these PNGs draw the same graph, so they share one definition of when a graph
-is too big to draw cell by cell or node by node (:func:`adjacency_picture`, :func:`dataflow_is_summary`).
+Every picture is rendered (matplotlib, object API) from the same description the page draws with plotly
+(:mod:`engine.kronecker.drawing`: positions, sizes, colours, colour scale and thresholds), so ``dataflow.png``
+and ``adjacency.png`` are the charts on the page, at :data:`PNG_SCALE` times its pixels.
 """
 
 from __future__ import annotations
 
 import io
-import math
+import threading
 from collections.abc import Callable
-from dataclasses import dataclass
 
 import numpy as np
-import scipy.sparse as sp
 
+from engine.kronecker.drawing import (BLOCK_CELLS, DRAW_EDGES, DRAW_NODES, EDGE_RGBA, NAME_COLOR, NAME_PX,
+                                      STREAM_COLORS,
+                                      SUMMARY_ARC_RGBA, VIRIDIS, AdjacencyDrawing, AdjacencyPicture, CurvesDrawing,
+                                      DataflowDrawing, Frame, SummaryDrawing, adjacency_drawing,
+                                      adjacency_picture, dataflow_drawing, dataflow_is_summary, summary_drawing,
+                                      value_range)
 from engine.kronecker.graph import KronGraph, format_number
-from engine.png import font, png_bytes
+from engine.png import png_bytes
+
+__all__ = ["BLOCK_CELLS", "DENSE_EXPORT_LIMIT", "DRAW_EDGES", "DRAW_NODES", "STREAM_COLORS", "AdjacencyPicture",
+           "adjacency_csv", "adjacency_figure_png", "curves_png", "adjacency_npy", "adjacency_picture", "adjacency_png",
+           "dataflow_is_summary", "dataflow_png", "files"]
 
 #: Up to this many nodes the adjacency is exported dense (n x n); above it as sparse (row, col, weight) triples,
 #: because a dense 6,561-node matrix is 344 MB of float64 for 1.7 M non-zero entries.
 DENSE_EXPORT_LIMIT = 1024
-#: Above this many nodes, a picture of the adjacency shows blocks of nodes (at most this many per side).
-BLOCK_CELLS = 256
-#: Above this many nodes or DRAW_EDGES edges, the data flow is drawn as its depth-level summary.
-DRAW_NODES = 250
-DRAW_EDGES = 5000
-#: Stream colours shared by the page's charts and the PNGs (colour-blind-safe Okabe-Ito order).
-STREAM_COLORS = ("#0072B2", "#E69F00", "#009E73", "#CC79A7", "#D55E00", "#56B4E9", "#F0E442", "#000000")
-
-
-# ----------------------------------------------------------------------------------------------------------------
-# what a picture shows
-# ----------------------------------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class AdjacencyPicture:
-    """The adjacency (or weights on its pattern) at drawable size: ``values[a, b]`` is the entry, or for blocks
-    the share of non-zero entries (no weights) or the mean edge weight; NaN where nothing is."""
-
-    values: np.ndarray
-    starts: np.ndarray
-    factor: int
-    nodes: int
-
-    @property
-    def downsampled(self) -> bool:
-        return self.factor > 1
-
-    def ends(self) -> np.ndarray:
-        """The last node of each block."""
-        return np.minimum(self.starts + self.factor, self.nodes) - 1
-
-
-def adjacency_picture(graph: KronGraph, weights: sp.spmatrix | None = None,
-                      max_cells: int = BLOCK_CELLS) -> AdjacencyPicture:
-    """The adjacency as at most ``max_cells`` x ``max_cells`` cells, without densifying a big graph."""
-    n = graph.n_nodes
-    mat = graph.adjacency if weights is None else sp.csr_matrix(weights)
-    density, starts = graph.blocks(max_cells)
-    factor = int(starts[1] - starts[0]) if len(starts) > 1 else max(n, 1)
-    if n <= max_cells:
-        dense = mat.toarray()
-        mask = graph.adjacency.toarray() != 0 if weights is None else dense != 0
-        return AdjacencyPicture(np.where(mask, dense, np.nan), starts, 1, n)
-    if weights is None:
-        return AdjacencyPicture(np.where(density > 0, density, np.nan), starts, factor, n)
-    m = len(starts)
-    coo = mat.tocoo()
-    where = (coo.row // factor, coo.col // factor)
-    sums = sp.coo_matrix((coo.data, where), shape=(m, m)).toarray()
-    count = sp.coo_matrix((np.ones_like(coo.data), where), shape=(m, m)).toarray()
-    return AdjacencyPicture(np.where(count > 0, sums / np.maximum(count, 1), np.nan), starts, factor, n)
-
-
-def dataflow_is_summary(graph: KronGraph) -> bool:
-    """True when the graph is too big to draw node by node (then both the page and the PNG draw depth levels)."""
-    return graph.n_nodes > DRAW_NODES or graph.n_edges > DRAW_EDGES
+PT_PER_PX = 0.75  # a CSS pixel in points: the PNGs render at 96 dpi per scale, so 1 PNG pixel = 1 page pixel
+PNG_SCALE = 2  # downloads at twice the page's pixels (sharp in a paper or on a retina screen)
+#: matplotlib's text engine and font cache are shared state: one render at a time (pages render from threads).
+_RENDER_LOCK = threading.Lock()
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -125,88 +81,173 @@ def files(graph: KronGraph) -> dict[str, tuple[Callable[[], bytes], str]]:
         csv: (lambda: adjacency_csv(graph)[1], "text/csv"),
         "graph.json": (lambda: graph.to_json().encode(), "application/json"),
         "dataflow.png": (lambda: dataflow_png(graph), "image/png"),
-        "adjacency.png": (lambda: adjacency_png(graph), "image/png"),
+        "adjacency.png": (lambda: adjacency_figure_png(graph), "image/png"),
     }
 
 
 # ----------------------------------------------------------------------------------------------------------------
-# pictures (Pillow, no browser)
+# pictures: the page's descriptions rendered with matplotlib
 # ----------------------------------------------------------------------------------------------------------------
 
 
+def _rgba(rgba: tuple) -> tuple[float, float, float, float]:
+    r, g, b, a = rgba
+    return r / 255, g / 255, b / 255, a
+
+
+def viridis_rgb(values: np.ndarray, zmin: float, zmax: float) -> np.ndarray:
+    """``values`` coloured by the page's scale (:data:`~engine.kronecker.drawing.VIRIDIS`, linear between its
+    stops, as plotly does) as uint8 RGB; NaN is white (the background)."""
+    stops = np.array([[int(c[i:i + 2], 16) for i in (1, 3, 5)] for c in VIRIDIS], dtype=float)
+    v = np.asarray(values, dtype=float)
+    t = np.clip((v - zmin) / max(zmax - zmin, 1e-300), 0.0, 1.0) * (len(VIRIDIS) - 1)
+    t = np.nan_to_num(t)
+    i = np.minimum(t.astype(int), len(VIRIDIS) - 2)
+    rgb = stops[i] + (t - i)[..., None] * (stops[i + 1] - stops[i])
+    rgb[~np.isfinite(v)] = 255.0
+    return np.rint(rgb).astype(np.uint8)
+
+
 def adjacency_png(graph: KronGraph, max_cells: int = BLOCK_CELLS, cell: int | None = None) -> bytes:
-    """The adjacency as a PNG: dark = non-zero; blocks shaded by their share of non-zero entries."""
+    """The adjacency's cells alone (no axes), one square of ``cell`` pixels each, in the page's colours: the
+    entries (or the blocks' share of non-zero entries) on its Viridis scale, white where nothing is."""
     pic = adjacency_picture(graph, max_cells=max_cells)
-    density = np.nan_to_num(pic.values if pic.downsampled else np.isfinite(pic.values).astype(float))
-    m = density.shape[0]
-    cell = cell or max(1, 512 // m)
-    return png_bytes((255 - np.clip(density, 0, 1) * 230).astype(np.uint8), scale=cell)
+    m = pic.values.shape[0]
+    return png_bytes(viridis_rgb(pic.values, *value_range(pic.values)), scale=cell or max(1, 512 // m))
 
 
-def dataflow_png(graph: KronGraph) -> bytes:
-    """The layered data flow as a PNG: nodes by depth, grey edges, one dot per stream (filled = runs its layer);
-    a big graph (:func:`dataflow_is_summary`) as bars of nodes per depth with arcs between depths."""
-    from PIL import Image, ImageDraw
+def _canvas(width: int, height: int, scale: float):
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
 
-    big, small = font(14), font(11)
-    if not dataflow_is_summary(graph):
-        lay = graph.layout()
-        n_levels = int(lay.depth.max()) + 1
-        height_nodes = int(np.bincount(lay.depth).max())
-        s = graph.n_streams
-        dx, dy, r = 150, max(34, 14 * s + 10), 6
-        w = 80 + dx * max(n_levels - 1, 1) + 80
-        h = 80 + dy * max(height_nodes - 1, 1) + 60
-        img = Image.new("RGB", (w, h), "white")
-        d = ImageDraw.Draw(img)
-        px = 80 + lay.x * dx
-        py = h / 2 - lay.y * dy
-        rows, cols, _ = graph.edge_list()
-        for i, j in zip(rows.tolist(), cols.tolist()):
-            d.line([(px[j], py[j]), (px[i], py[i])], fill=(190, 190, 190), width=1)
-        labels = graph.labels
-        for i in range(graph.n_nodes):
-            for k in range(s):
-                cy = py[i] + (k - (s - 1) / 2) * (2 * r + 2)
-                color = STREAM_COLORS[k % len(STREAM_COLORS)]
-                box = [px[i] - r, cy - r, px[i] + r, cy + r]
-                if graph.runs[i, k]:
-                    d.ellipse(box, fill=color)
-                else:
-                    d.ellipse(box, outline=color, width=2)
-            d.text((px[i] + r + 4, py[i] - 8), labels[i], fill="black", font=small)
-        d.text((10, 10), f"{graph.n_nodes} nodes, {len(rows)} edges, {s} stream(s)", fill="black", font=big)
-        for k in range(s):
-            d.ellipse([10 + 80 * k, 34, 22 + 80 * k, 46], fill=STREAM_COLORS[k % len(STREAM_COLORS)])
-            d.text((26 + 80 * k, 32), f"stream {k + 1}", fill="black", font=small)
-    else:
-        counts, edges = graph.depth_summary()
-        n_levels = len(counts)
-        dx = 110
-        w, h = 80 + dx * max(n_levels - 1, 1) + 80, 520
-        img = Image.new("RGB", (w, h), "white")
-        d = ImageDraw.Draw(img)
-        biggest = max(int(counts.max()), 1)
-        top = math.log1p(max(edges.values())) if edges else 1.0
-        xs = 80 + np.arange(n_levels) * dx
-        base_y, bar_h = h - 60, 200.0
-        # Edges between levels as arcs above the bars: the farther they jump, the higher the arc.
-        for (a, b), c in sorted(edges.items(), key=lambda kv: kv[1]):
-            width = 1 + int(6 * math.log1p(c) / top)
-            lift = 40 + 180 * (b - a) / max(n_levels - 1, 1)
-            y0 = base_y - bar_h * counts[a] / biggest
-            y1 = base_y - bar_h * counts[b] / biggest
-            pts = [(float((1 - t) * xs[a] + t * xs[b]), float((1 - t) * y0 + t * y1 - 4 * t * (1 - t) * lift))
-                   for t in np.linspace(0, 1, 24)]
-            d.line(pts, fill=(175, 175, 175), width=width)
-        for lvl, c in enumerate(counts.tolist()):
-            d.rectangle([xs[lvl] - 16, base_y - bar_h * c / biggest - 2, xs[lvl] + 16, base_y],
-                        fill=STREAM_COLORS[0])
-            d.text((xs[lvl] - 16, base_y + 6), f"{c:,}", fill="black", font=small)
-            d.text((xs[lvl] - 16, base_y + 22), f"d{lvl}", fill=(90, 90, 90), font=small)
-        d.text((10, 10), f"{graph.n_nodes:,} nodes, {graph.n_edges:,} edges: too many to draw one by one; summary "
-               "(bar = nodes at that depth, arc width = edges between two depths, log scale)", fill="black",
-               font=big)
+    fig = Figure(figsize=(width / 96, height / 96), dpi=96 * scale, facecolor="white")
+    FigureCanvasAgg(fig)
+    return fig
+
+
+def _plot_axes(fig, frame: Frame):
+    """Axes placed exactly where the page's plot area is, with the page's ranges."""
+    l, _r, t, b = frame.margin
+    w, h = frame.plot_size
+    ax = fig.add_axes((l / frame.width, b / frame.height, w / frame.width, h / frame.height))
+    ax.set_xlim(*frame.x_range)
+    ax.set_ylim(*frame.y_range)
+    return ax
+
+
+def _png(fig, scale: float) -> bytes:
     buf = io.BytesIO()
-    img.save(buf, format="PNG")
+    fig.savefig(buf, format="png", dpi=96 * scale, metadata={"Software": None})
     return buf.getvalue()
+
+
+def _draw_flow(fig, d: DataflowDrawing) -> None:
+    from matplotlib.lines import Line2D
+
+    f = d.frame
+    ax = _plot_axes(fig, f)
+    ax.plot(d.edges_x, d.edges_y, color=_rgba(EDGE_RGBA), linewidth=PT_PER_PX, zorder=1)
+    size = (d.dot_px * PT_PER_PX) ** 2
+    for s in d.streams:
+        faces = [s.color if run else "none" for run in s.runs.tolist()]
+        ax.scatter(s.x, s.y, s=size, facecolors=faces, edgecolors=s.color, linewidths=1.5 * PT_PER_PX, zorder=2)
+        for x, y, letter, run in zip(s.x.tolist(), s.y.tolist(), s.letters, s.runs.tolist()):
+            ax.text(x, y, letter, ha="center", va="center", fontsize=d.letter_px * PT_PER_PX, zorder=3,
+                    color="white" if run else s.color)
+    for x, y, name in zip(d.names_x.tolist(), d.names_y.tolist(), d.names):
+        ax.text(x, y, name, ha="center", va="center", fontsize=NAME_PX * PT_PER_PX, color=NAME_COLOR, zorder=3)
+    ax.set_xticks(range(d.levels))
+    ax.set_xlabel(d.x_title)
+    ax.set_yticks([])
+    for side in ("left", "right", "top"):
+        ax.spines[side].set_visible(False)
+    handles = [Line2D([], [], linestyle="none", marker="o", markersize=10 * PT_PER_PX, color=s.color,
+                      label=f"stream {s.stream + 1}") for s in d.streams]
+    ax.legend(handles=handles, loc="lower left", bbox_to_anchor=(0.0, 1.0), ncol=max(1, len(handles)),
+              frameon=False, fontsize=9)
+    fig.text(8 / f.width, 1 - 6 / f.height, d.title, ha="left", va="top", fontsize=10)
+
+
+def _draw_summary(fig, d: SummaryDrawing) -> None:
+    f = d.frame
+    ax = _plot_axes(fig, f)
+    for x, y, w in zip(d.arcs_x, d.arcs_y, d.arcs_px):
+        ax.plot(x, y, color=_rgba(SUMMARY_ARC_RGBA), linewidth=w * PT_PER_PX, zorder=1)
+    ax.bar(np.arange(len(d.counts)), d.counts, width=d.bar_width, color=d.bar_color, zorder=2)
+    ax.set_xticks(range(len(d.counts)))
+    ax.set_xlabel("depth (sequential step)")
+    ax.set_ylabel("nodes at this depth")
+    for side in ("right", "top"):
+        ax.spines[side].set_visible(False)
+    fig.text(8 / f.width, 1 - 6 / f.height, d.title, ha="left", va="top", fontsize=10)
+
+
+def dataflow_png(graph: KronGraph, scale: float = PNG_SCALE) -> bytes:
+    """The data-flow chart of the page as a PNG: nodes by depth, grey edges, one dot per stream (filled = runs its
+    layer), letters and names where the page has room for them; a big graph (:func:`dataflow_is_summary`) as the
+    page's depth summary (bars of nodes per depth, arcs of the edges between depths)."""
+    summary = dataflow_is_summary(graph)
+    d = summary_drawing(graph) if summary else dataflow_drawing(graph)
+    with _RENDER_LOCK:
+        fig = _canvas(d.frame.width, d.frame.height, scale)
+        (_draw_summary if summary else _draw_flow)(fig, d)
+        return _png(fig, scale)
+
+
+ADJACENCY_PNG_WIDTH = 820  # CSS px: the page's plot width, its margins and the colour bar
+
+
+def adjacency_figure_png(graph: KronGraph, weights=None, title: str | None = None, colorbar: str = "weight",
+                         scale: float = PNG_SCALE) -> bytes:
+    """The adjacency chart of the page as a PNG: the same cells (or blocks), the same Viridis scale and range, the
+    node names on the axes when the page shows them, and a colour bar."""
+    from matplotlib.colors import LinearSegmentedColormap
+
+    d: AdjacencyDrawing = adjacency_drawing(graph, weights, title=title, colorbar=colorbar)
+    m = d.values.shape[0]
+    with _RENDER_LOCK:
+        fig = _canvas(ADJACENCY_PNG_WIDTH, d.height, scale)
+        ax = fig.add_axes((0.1, 0.06, 0.72, 0.76 if d.ticks else 0.82))
+        cmap = LinearSegmentedColormap.from_list("page_viridis", list(VIRIDIS), N=256).with_extremes(bad="white")
+        grid = {} if d.blocks else {"edgecolors": "white", "linewidth": PT_PER_PX}
+        mesh = ax.pcolormesh(np.ma.masked_invalid(d.values), cmap=cmap, vmin=d.zmin, vmax=d.zmax, **grid)
+        ax.set_xlim(0, m)
+        ax.set_ylim(m, 0)
+        ax.xaxis.tick_top()
+        ax.xaxis.set_label_position("top")
+        if d.ticks:
+            ax.set_xticks(np.arange(m) + 0.5, d.ticks, rotation=90, fontsize=8)
+            ax.set_yticks(np.arange(m) + 0.5, d.ticks, fontsize=8)
+        else:
+            ax.set_xticks([])
+            ax.set_yticks([])
+        ax.set_xlabel("column (is read)")
+        ax.set_ylabel("row (reads)")
+        bar = fig.colorbar(mesh, ax=ax, fraction=0.05, pad=0.03)
+        bar.set_label(d.colorbar)
+        if d.title:
+            fig.text(0.02, 0.99, d.title, ha="left", va="top", fontsize=11)
+        return _png(fig, scale)
+
+
+CURVES_PNG_WIDTH = 640  # CSS px: a half-width chart of the Train tab
+
+
+def curves_png(d: CurvesDrawing, width: int = CURVES_PNG_WIDTH, scale: float = PNG_SCALE) -> bytes:
+    """A training chart of the page as a PNG: the same lines, colours, widths and markers, in the same order."""
+    with _RENDER_LOCK:
+        fig = _canvas(width, d.height, scale)
+        ax = fig.add_axes((70 / width, 70 / d.height, (width - 90) / width, (d.height - 110) / d.height))
+        for c in d.curves:
+            ax.plot(c.x, c.y, color=c.color, linewidth=d.line_px * PT_PER_PX, label=c.name,
+                    marker="o" if c.markers else None, markersize=d.marker_px * PT_PER_PX)
+        ax.set_xlabel(d.x_title)
+        ax.set_ylabel(d.y_title)
+        ax.grid(True, color="#e6e6e6", linewidth=0.6)
+        ax.set_axisbelow(True)
+        for side in ("right", "top"):
+            ax.spines[side].set_visible(False)
+        if d.curves:
+            ax.legend(loc="lower left", bbox_to_anchor=(0.0, 1.0), ncol=len(d.curves), frameon=False, fontsize=8)
+        fig.text(8 / width, 1 - 6 / d.height, d.title, ha="left", va="top", fontsize=10)
+        return _png(fig, scale)

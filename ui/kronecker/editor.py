@@ -19,6 +19,9 @@ from ui.spec_form import spec_input
 
 SECOND_LETTERS = "xyzwuvtsrqponmlk"
 CUSTOM = "(custom)"
+#: Streamlit forgets a widget that is not drawn (the second graph's while it is off, all of them on another page)
+#: and the browser redraws it at its minimum: every editor widget keeps its value for the session.
+KEEP = "session"
 
 
 def second_preset(name: str) -> tuple[list[list[float]], list[str]]:
@@ -40,14 +43,16 @@ def matching_preset(matrix, names, second: bool = False) -> str:
 
 
 def init_editors(base, names, power: int, second=None, second_names=None) -> None:
-    """Fill both editors (once per session: from a link, a stored run or the defaults)."""
+    """Fill both editors (from a link, a stored run or the defaults)."""
     ss = st.session_state
     use_second = second is not None
     if second is None:
         second, second_names = second_preset("two-node")
-    ss.kr_src, ss.kr_ver, ss.kr_n = {"base": [list(r) for r in base], "names": list(names)}, 0, len(base)
-    ss.kr2_src, ss.kr2_ver, ss.kr2_n = {"base": [list(r) for r in second], "names": list(second_names)}, 0, \
-        len(second)
+    # A new table version: a data editor drawn before (an earlier link) must not replay its edits onto this table.
+    ss.kr_src, ss.kr_ver, ss.kr_n = {"base": [list(r) for r in base], "names": list(names)}, \
+        ss.get("kr_ver", -1) + 1, len(base)
+    ss.kr2_src, ss.kr2_ver, ss.kr2_n = {"base": [list(r) for r in second], "names": list(second_names)}, \
+        ss.get("kr2_ver", -1) + 1, len(second)
     ss.kr_preset = matching_preset(base, names)
     ss.kr2_preset = matching_preset(second, second_names, second=True)
     ss.kr_power, ss.kr_use2 = power, use_second
@@ -142,8 +147,8 @@ def base_graph_editor() -> tuple[list, list]:
     st.subheader("Base graph")
     c1, c2 = st.columns([2, 1])
     c1.selectbox("Preset", list(PRESETS) + [CUSTOM], key="kr_preset", on_change=_on_preset, args=("kr",),
-                 help="; ".join(f"{k}: {p.about}" for k, p in PRESETS.items()))
-    c2.number_input("Nodes", 1, MAX_BASE_NODES, key="kr_n", on_change=_on_resize, args=("kr",))
+                 help="; ".join(f"{k}: {p.about}" for k, p in PRESETS.items()), persist_state=KEEP)
+    c2.number_input("Nodes", 1, MAX_BASE_NODES, key="kr_n", on_change=_on_resize, args=("kr",), persist_state=KEEP)
     matrix, names = _matrix_editor("kr")
     now = matching_preset(matrix, names)
     if now != ss.kr_preset:
@@ -162,14 +167,15 @@ def grow_controls() -> tuple[int, list | None, list | None]:
     """The Kronecker power and an optional second graph; returns ``(power, second matrix, second names)``."""
     ss = st.session_state
     st.subheader("Grow it")
-    power = spec_input(KronSpec, "power", key="kr_power")
-    st.checkbox("Then multiply by a second graph (multi-fractal)", key="kr_use2")
+    power = spec_input(KronSpec, "power", key="kr_power", persist_state=KEEP)
+    st.checkbox("Then multiply by a second graph (multi-fractal)", key="kr_use2", persist_state=KEEP)
     if not ss.kr_use2:
         return int(power), None, None
     d1, d2 = st.columns([2, 1])
     d1.selectbox("Second graph preset", list(PRESETS) + [CUSTOM], key="kr2_preset", on_change=_on_preset,
-                 args=("kr2",))
-    d2.number_input("Nodes", 1, MAX_BASE_NODES, key="kr2_n", on_change=_on_resize, args=("kr2",))
+                 args=("kr2",), persist_state=KEEP)
+    d2.number_input("Nodes", 1, MAX_BASE_NODES, key="kr2_n", on_change=_on_resize, args=("kr2",),
+                    persist_state=KEEP)
     second, second_names = _matrix_editor("kr2")
     return int(power), second, second_names
 

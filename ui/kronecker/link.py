@@ -14,6 +14,7 @@ import streamlit as st
 from engine.kronecker.spec import BASELINES, MAX_POWER, PRESETS, KronSpec, KronTrainSpec, default_names, parse_names
 from engine.specs import FieldInfo, fields_of
 from ui import state
+from ui.downloads import copy_link
 from ui.jobs import linked_status, short_id
 from ui.kronecker import editor
 
@@ -88,11 +89,20 @@ def _opened_run(notes: list[str]) -> KronTrainSpec | None:
     return spec
 
 
+def _address() -> dict[str, str]:
+    return {k: st.query_params[k] for k in st.query_params.keys()}
+
+
 def init_state() -> None:
-    """Fill the editors and the Train tab from the link (or a stored run), once per session."""
+    """Fill the editors and the Train tab from the link (or a stored run): on the session's first visit, and again
+    whenever the page is opened on another address than the one it last wrote (a run's "Open in" link from the
+    Runs page). Arriving from the sidebar (no address) keeps what the session had on screen."""
     ss = st.session_state
-    if ss.get("kr_init"):
+    address = _address()
+    if ss.get("kr_init") and (not address or address == ss.get("kr_address")):
         return
+    ss.pop("kt_run", None)
+    ss.pop("kt_run_spec", None)
     notes: list[str] = []
     run = _opened_run(notes)
     if run is not None:
@@ -149,3 +159,10 @@ def write_train(spec: KronTrainSpec) -> None:
     state.write_query_params(_train_query(spec), defaults=_train_query(KronTrainSpec(graph=spec.graph)))
     if opened_run(spec) is None and RUN_PARAM in st.query_params:
         del st.query_params[RUN_PARAM]
+
+
+def copy_link_section() -> None:
+    """"Copy link": the address that re-opens this graph and Train setup. Last in a run, after both were written;
+    the address is remembered, so that a later run can tell a link the user opened from the page's own writing."""
+    copy_link(label="Copy link", help="A link that re-opens this graph and its Train settings")
+    st.session_state.kr_address = _address()

@@ -12,7 +12,7 @@ import streamlit as st
 
 import runs
 from cache import default_store
-from engine.kronecker import results
+from engine.kronecker import drawing, export, results
 from engine.kronecker.graph import KronGraph
 from engine.kronecker.spec import BASELINES, KronSpec, KronTrainSpec
 from engine.kronecker.tasks import TASKS
@@ -21,19 +21,23 @@ from ui.damaged import READ_ERRORS, damaged_notice
 from ui.downloads import download_row
 from ui.jobs import job_progress_panel, live_job_fragment
 from ui.kronecker import link
-from ui.kronecker.figures import adjacency_figure, model_curves
+from ui.kronecker.figures import adjacency_figure, curves_figure, model_curves
 from ui.spec_form import spec_input
 
 INTRO = ("Train the graph above as a network beside fair baselines: the **base graph alone** (same layers, fewer "
          "applications), a **plain sequential stack** as deep as one stream with its width matched to the tied "
          "net's parameters, and the **untied** Kronecker net (one layer per node and stream).")
+#: Streamlit forgets a widget's value while it is not drawn (the page stops before the tabs while the graph is
+#: invalid) and the browser then redraws it at its minimum: every setting here keeps its value for the session.
+KEEP = "session"
+DOWNLOAD_ICON = ":material/download:"
 TABLE_FORMAT = {"test_accuracy": st.column_config.NumberColumn(format="%.4f"),
                 "train_time_s": st.column_config.NumberColumn("time (s)", format="%.1f")}
 
 
 def _input(name: str, **kwargs):
     info = next(i for i in fields_of(KronTrainSpec) if i.name == name)
-    return spec_input(KronTrainSpec, name, key=link.train_key(info), **kwargs)
+    return spec_input(KronTrainSpec, name, key=link.train_key(info), persist_state=KEEP, **kwargs)
 
 
 def setup_form(graph_spec: KronSpec) -> KronTrainSpec | None:
@@ -59,13 +63,22 @@ def setup_form(graph_spec: KronSpec) -> KronTrainSpec | None:
     c = st.columns([1, 3])
     with c[0]:
         _input("tied")
-    c[1].multiselect("Baselines", list(BASELINES), key="kt_baselines")
+    c[1].multiselect("Baselines", list(BASELINES), key="kt_baselines", persist_state=KEEP)
     values = {info.name: ss[link.train_key(info)] for info in fields_of(KronTrainSpec)}
     try:
         return KronTrainSpec(graph=graph_spec, baselines=tuple(ss.kt_baselines), **values)
     except ValueError as exc:
         st.error(f"**Cannot train this setup.** {exc}")
         return None
+
+
+def setup_text(spec: KronTrainSpec) -> str:
+    """What Train runs, in one line: the models and every setting (read from the spec, never from the widgets)."""
+    heads = f" · {spec.heads} heads" if spec.block == "transformer" else ""
+    return (f"Train runs {', '.join(spec.model_names())} on {spec.task} ({spec.block} blocks, "
+            f"{'tied' if spec.tied else 'untied'}, edge weights {spec.edge_weights}, combine {spec.combine}) · "
+            f"width {spec.width}{heads} · {spec.epochs} epochs · lr {spec.lr:g} · batch {spec.batch_size} · "
+            f"seed {spec.seed}")
 
 
 def _live(job_id: str) -> None:
@@ -84,9 +97,9 @@ def job_section(spec: KronTrainSpec) -> str | None:
     job_id = link.opened_run(spec) or default_store().key("kron_train", spec)
     status = runs.status(job_id)
     state = getattr(status, "state", None)
-    st.caption(f"Models: {', '.join(spec.model_names())} · job `{job_id}`")
+    st.caption(f"{setup_text(spec)} · job `{job_id}`")
     if state is None or state in ("failed", "cancelled"):
-        if st.button("▶ Train", key="kt_train", type="primary"):
+        if st.button("Train", key="kt_train", type="primary", icon=":material/play_arrow:"):
             st.session_state.kt_job = runs.submit("kron_train", spec)
             st.rerun()
     if state is None:
@@ -108,11 +121,14 @@ def _edge_weights(run: results.KronRun, spec: KronTrainSpec, graph: KronGraph) -
         return
     n_nodes = int(e.get("nodes", graph.n_nodes))
     draw_on = graph if n_nodes == graph.n_nodes else spec.graph.base_graph()
-    fig, note = adjacency_figure(draw_on, weights=run.edge_matrix(pick), colorbar="weight",
-                                 title=f"{pick}: edge weights ({e.get('kind')})")
+    title = f"{pick}: edge weights ({e.get('kind')})"
+    fig, note = adjacency_figure(draw_on, weights=run.edge_matrix(pick), colorbar="weight", title=title)
     if note:
         st.caption(note)
     st.plotly_chart(fig, key="kt_edge_weights", width="stretch")
+    png = f"edge_weights_{pick}.png"
+    download_row({png: (lambda: export.adjacency_figure_png(draw_on, run.edge_matrix(pick), title=title),
+                        "image/png")}, key="kt_ew", icon=DOWNLOAD_ICON, columns=3)
     if e.get("kind") == "dynamic":
         st.caption("Dynamic gate: mean weight over the test set (each node's incoming weights sum to 1 per example).")
 
@@ -131,18 +147,20 @@ def result_section(job_id: str, spec: KronTrainSpec, graph: KronGraph) -> None:
     st.markdown(f"**Results** — {run.metric}")
     show = [c for c in results.TABLE_COLUMNS if c in table]
     st.dataframe(table[show], hide_index=True, key="kt_table", column_config=TABLE_FORMAT)
-    a, b = st.columns(2)
-    a.plotly_chart(model_curves(run.points("curves"), "loss", "training loss (per batch)"), key="kt_loss",
-                   width="stretch")
-    b.plotly_chart(model_curves(run.points("test_curves"), "test_accuracy", "test accuracy (per epoch)",
-                                x="epoch"), key="kt_acc", width="stretch")
+    charts = {"loss.png": drawing.curves_drawing(run.points("curves"), "loss", "training loss (per batch)"),
+              "test_accuracy.png": drawing.curves_drawing(run.points("test_curves"), "test_accuracy",
+                                                          "test accuracy (per epoch)", x="epoch")}
+    for col, key, chart in zip(st.columns(2), ("kt_loss", "kt_acc"), charts.values()):
+        col.plotly_chart(curves_figure(chart), key=key, width="stretch")
+    download_row({name: (lambda chart=chart: export.curves_png(chart), "image/png") for name, chart in charts.items()},
+                 key="kt_charts", icon=DOWNLOAD_ICON, columns=3)
     if run.edge_weights:
         _edge_weights(run, spec, graph)
     st.markdown("**Downloads** — results, then one checkpoint per model (safetensors `state_dict`; load it into "
                 "`engine.kronecker.net.build_models(spec)[model]`)")
-    download_row(files, key="kt_results")
+    download_row(files, key="kt_results", icon=DOWNLOAD_ICON)
     download_row({name: (read, "application/octet-stream") for name, read in checkpoints.values()},
-                 key="kt_ckpt", labels={name: f"⬇ {model}" for model, (name, _) in checkpoints.items()})
+                 key="kt_ckpt", labels={name: model for model, (name, _) in checkpoints.items()}, icon=DOWNLOAD_ICON)
 
 
 def train_tab(graph_spec: KronSpec, graph: KronGraph) -> None:

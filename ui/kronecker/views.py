@@ -14,6 +14,7 @@ from engine.kronecker.spec import KronSpec
 from ui.downloads import download_row
 from ui.kronecker.figures import adjacency_figure, dataflow_figure, streams_figure
 
+DOWNLOAD_ICON = ":material/download:"
 EQUATIONS_PER_PAGE = 40
 STREAM_TEXT_CHARS = 2000
 LABEL_MATRIX_NODES = 12
@@ -29,37 +30,69 @@ def grown_graph(spec: KronSpec) -> KronGraph:
     return _graph(spec.to_json())
 
 
+def node_names(graph: KronGraph) -> list[str]:
+    """A header per node: its name (``"ab"`` for a power: the Kronecker product of the base names); a name that
+    two nodes share gets its position too (``"aaa (X3)"``), so rows and columns stay distinct."""
+    labels = list(graph.labels)
+    seen = pd.Series(labels).duplicated(keep=False).tolist()
+    return [f"{name} (X{i + 1})" if twice else name for i, (name, twice) in enumerate(zip(labels, seen))]
+
+
+def _leading(a: int, digits: int) -> tuple[int, int]:
+    """``a`` (> 0) rounded half up to ``digits`` significant digits: (those digits as an int, exponent of the first);
+    integer arithmetic only, so exact for ints of any size."""
+    exp = int(math.log10(a))
+    while 10**exp > a:
+        exp -= 1
+    while 10 ** (exp + 1) <= a:
+        exp += 1
+    shift = exp - (digits - 1)
+    lead = (a + 10**shift // 2) // 10**shift if shift > 0 else a * 10**-shift
+    return (lead // 10, exp + 1) if lead >= 10**digits else (lead, exp)
+
+
 def compact(v: int) -> str:
-    """A metric that fits its column: ``6,561`` stays, ``1,673,055`` becomes ``1.67 M``, huge ints ``2.92e+13``."""
-    if abs(v) < 100_000:
+    """A metric value of at most six characters, so that it is never cut: ``6,561`` stays, ``1,673,055`` becomes
+    ``1.67 M``, ``29,247,820,616,474`` ``2.9e13``."""
+    a, sign = abs(int(v)), "-" if v < 0 else ""
+    if a < 100_000:
         return f"{v:,}"
-    if abs(v) < 10**9:
-        return f"{v / 10**6:.3g} M" if abs(v) >= 10**6 else f"{v / 10**3:.3g} k"
-    return f"{float(v):.3g}"
+    lead, exp = _leading(a, 3)
+    if exp < 9 and not sign:
+        rounded = lead * 10 ** (exp - 2)
+        return f"{rounded / 10**6:.3g} M" if rounded >= 10**6 else f"{rounded / 10**3:.3g} k"
+    if exp < 100 and not sign:
+        lead, exp = _leading(a, 2)
+        return f"{lead // 10}.{lead % 10}e{exp}"
+    lead, exp = _leading(a, 1)
+    return f"{sign}{lead}e{exp}"
 
 
 def summary(spec: KronSpec, graph: KronGraph) -> None:
-    """The formula and the graph's numbers (exact ones in a caption when the metrics had to round)."""
+    """The formula and the graph's numbers in two rows of metrics (exact ones in a caption when they round)."""
     stats = graph.stats()
     st.markdown(f"#### Graph `{spec.describe()}`")
-    m = st.columns(7)
+    m = st.columns(4)
     m[0].metric("Nodes", compact(stats.nodes))
     m[1].metric("Edges", compact(stats.edges), help="non-zero entries below the diagonal")
-    m[2].metric("Streams", stats.streams)
-    m[3].metric("Applications", compact(stats.layer_applications),
-                help="layer applications: one per (node, stream) that runs its layer")
-    m[4].metric("Layers", stats.distinct_layers, help="distinct layers applied (what a tied network learns)")
-    m[5].metric("Longest path", compact(stats.longest_path),
+    m[2].metric("Paths", compact(stats.paths), help="input-to-output paths, counted exactly (see below)")
+    m[3].metric("Longest path", compact(stats.longest_path),
                 help="nodes on the longest input-to-output path: the sequential depth")
-    m[6].metric("Paths", compact(stats.paths), help="input-to-output paths, counted exactly (see below)")
-    if any(len(f"{v:,}") > 7 for v in (stats.nodes, stats.edges, stats.layer_applications, stats.paths)):
+    m = st.columns(4)
+    m[0].metric("Streams", stats.streams)
+    m[1].metric("Applications", compact(stats.layer_applications),
+                help="layer applications: one per (node, stream) that runs its layer")
+    m[2].metric("Layers", stats.distinct_layers, help="distinct layers applied (what a tied network learns)")
+    values = (stats.nodes, stats.edges, stats.layer_applications, stats.paths, stats.longest_path)
+    if any(compact(v) != f"{v:,}" for v in values):
         st.caption(f"Exact: {stats.nodes:,} nodes · {stats.edges:,} edges · {stats.layer_applications:,} layer "
                    f"applications · {stats.paths:,} input-to-output paths.")
 
 
 def downloads(graph: KronGraph) -> None:
-    """The adjacency (npy, csv), the graph (JSON) and both pictures (PNG), made only when clicked."""
-    download_row(export.files(graph), key="kr")
+    """The adjacency (npy, csv), the graph (JSON) and both charts (PNG: the adjacency and data-flow charts below,
+    as drawn), made only when clicked."""
+    download_row(export.files(graph), key="kr", icon=DOWNLOAD_ICON)
     if graph.n_nodes > export.DENSE_EXPORT_LIMIT:
         st.caption(f"Above {export.DENSE_EXPORT_LIMIT:,} nodes the adjacency downloads are sparse triples "
                    "(row, column, weight; counted from 0) rather than a dense matrix.")
@@ -71,8 +104,9 @@ def adjacency_tab(graph: KronGraph) -> None:
         st.info(note)
     st.plotly_chart(fig, key="kr_adjacency", width="stretch")
     if graph.n_nodes <= LABEL_MATRIX_NODES:
-        st.caption("Label matrix: entry (i, j) is node j's label where the adjacency is non-zero.")
-        idx = [f"X{i + 1}" for i in range(graph.n_nodes)]
+        st.caption("Label matrix: row = the node that reads, column = the node it reads; the entry is the column "
+                   "node's name where the adjacency is non-zero.")
+        idx = node_names(graph)
         st.dataframe(pd.DataFrame(graph.label_matrix(), index=idx, columns=idx), key="kr_label_matrix")
 
 
@@ -83,7 +117,8 @@ def dataflow_tab(graph: KronGraph) -> None:
     st.plotly_chart(fig, key="kr_dataflow", width="stretch")
     if not note:
         st.caption("Filled dot: that stream runs its layer at this node; open dot: it passes its summed input on. "
-                   "Hover a dot for the node's equation.")
+                   "Hover a dot for the node's name and equation (names and letters that would overlap are left "
+                   "out of the drawing).")
 
 
 def equations_tab(graph: KronGraph) -> None:
