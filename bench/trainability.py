@@ -29,7 +29,6 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from engine import trainability as tr  # noqa: E402
-from engine.trainability import grid as trgrid  # noqa: E402
 
 
 def _cpu_seconds() -> float:

@@ -188,7 +188,7 @@ class _SlotKernel:
         """Take one gradient step and return every slot's loss *before* it, times N (a ``(S,)`` tensor that the
         next step overwrites). ``t_slots``: each slot's step index, which picks its minibatch (minibatch only)."""
         p, S = self.p, self.S
-        n, N = p.width, p.n_samples
+        n = p.width
         H, r = self.H, self.out
         torch.mm(self.Ut2, p.XT, out=self.H2)
         if p.activation == "tanh":

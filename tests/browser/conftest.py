@@ -7,7 +7,6 @@ without /usr/bin/chromium or the playwright package they are skipped with a mess
 from __future__ import annotations
 
 import os
-import shutil
 import socket
 import subprocess
 import sys

@@ -4,15 +4,12 @@ files damaged on disk, a corrupt ``record.json``, readers racing eviction, a rel
 from __future__ import annotations
 
 import hashlib
-import io
 import json
 import os
 import subprocess
 import sys
 import textwrap
 import threading
-import time
-import zipfile
 from pathlib import Path
 
 import numpy as np
