@@ -14,7 +14,7 @@ import time
 
 import pytest
 
-from tests.browser.conftest import CHROMIUM, CHROMIUM_ARGS, ROOT, _free_port, _skip_reason, wait_for_app
+from tests.browser.conftest import ROOT, _free_port, _skip_reason, wait_for_app
 
 IDLE_S = 30
 MAX_CORE_FRACTION = 0.05  # "a few percent of a core"
@@ -73,30 +73,28 @@ def readme_server(tmp_path):
         proc.kill()
 
 
-def test_server_idles_with_a_tab_open_and_listens_on_loopback_only(readme_server):
-    from playwright.sync_api import sync_playwright
-
+def test_server_idles_with_a_tab_open_and_listens_on_loopback_only(readme_server, browser):
     proc, port, log = readme_server
     # Loopback only: every listening socket on the port is 127.0.0.1 (0100007F) or ::1, never 0.0.0.0 / ::.
     addrs = _listening_addresses(port)
     assert addrs, "no listening socket found"
     assert addrs <= {"0100007F", "00000000000000000000000001000000"}, addrs
 
-    with sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        try:
-            page = browser.new_page()
-            page.goto(f"http://127.0.0.1:{port}/")
-            wait_for_app(page)
-            time.sleep(2)  # let the first script run settle
-            before = _cpu_seconds(proc.pid)
-            t0 = time.monotonic()
-            time.sleep(IDLE_S)
-            used = _cpu_seconds(proc.pid) - before
-            elapsed = time.monotonic() - t0
-        finally:
-            browser.close()
+    context = browser.new_context()  # the session's Chromium (one Playwright per process)
+    try:
+        page = context.new_page()
+        page.goto(f"http://127.0.0.1:{port}/")
+        wait_for_app(page)
+        time.sleep(2)  # let the first script run settle
+        before = _cpu_seconds(proc.pid)
+        t0 = time.monotonic()
+        time.sleep(IDLE_S)
+        used = _cpu_seconds(proc.pid) - before
+        elapsed = time.monotonic() - t0
+    finally:
+        context.close()
     fraction = used / elapsed
+    print(f"idle server: {used:.2f} CPU-s over {elapsed:.1f} s = {fraction:.2%} of a core")
     text = log.read_text()
     assert fraction < MAX_CORE_FRACTION, f"idle server used {fraction:.1%} of a core over {elapsed:.0f} s\n{text[-2000:]}"
     assert "Inotify" not in text
