@@ -22,3 +22,15 @@ def _isolated_store(tmp_path_factory):
         os.environ.pop("FRACTAL_LAB_CACHE", None)
     else:
         os.environ["FRACTAL_LAB_CACHE"] = old
+
+
+@pytest.fixture
+def stop_leftover_jobs():
+    """Views a test opens start jobs; cancel what is still running afterwards, so the next test's job is not
+    queued behind it. Modules that open the explorer use it with ``pytestmark = usefixtures(...)``."""
+    yield
+    import runs  # imported late: the store's location is set by _isolated_store first
+
+    for s in runs.list_jobs():
+        if s.active:
+            runs.cancel(s.id)

@@ -39,6 +39,34 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
+def start_streamlit(args: list[str], env: dict, log: Path) -> subprocess.Popen:
+    """``streamlit run app.py <args>`` from the repository root, logging to ``log``; returns once its port answers
+    (the port is the value after ``--server.port`` in ``args``)."""
+    port = int(args[args.index("--server.port") + 1])
+    with open(log, "wb") as fh:
+        proc = subprocess.Popen([sys.executable, "-m", "streamlit", "run", "app.py", *args],
+                                cwd=ROOT, env=env, stdout=fh, stderr=subprocess.STDOUT)
+    deadline = time.time() + 60
+    while time.time() < deadline:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+                return proc
+        except OSError:
+            if proc.poll() is not None:
+                pytest.fail(f"streamlit exited early:\n{log.read_text()}")
+            time.sleep(0.3)
+    proc.kill()
+    pytest.fail(f"streamlit did not open port {port}:\n{log.read_text()}")
+
+
+def stop_streamlit(proc: subprocess.Popen) -> None:
+    proc.terminate()
+    try:
+        proc.wait(10)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+
+
 @pytest.fixture(scope="session")
 def app_url(tmp_path_factory, _isolated_store):
     """Start `streamlit run app.py` on a free port with the test store; yield its base URL."""
@@ -48,31 +76,10 @@ def app_url(tmp_path_factory, _isolated_store):
     port = _free_port()
     env = dict(os.environ, FRACTAL_LAB_CACHE=str(_isolated_store), PYTHONUNBUFFERED="1")
     log = tmp_path_factory.mktemp("streamlit") / "server.log"
-    with open(log, "wb") as fh:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "streamlit", "run", "app.py", "--server.headless", "true",
-             "--server.port", str(port), "--server.address", "127.0.0.1",
-             "--browser.gatherUsageStats", "false", "--server.fileWatcherType", "none"],
-            cwd=ROOT, env=env, stdout=fh, stderr=subprocess.STDOUT,
-        )
-    deadline = time.time() + 60
-    while time.time() < deadline:
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
-                break
-        except OSError:
-            if proc.poll() is not None:
-                pytest.fail(f"streamlit exited early:\n{log.read_text()}")
-            time.sleep(0.3)
-    else:
-        proc.kill()
-        pytest.fail(f"streamlit did not open port {port}:\n{log.read_text()}")
+    proc = start_streamlit(["--server.headless", "true", "--server.port", str(port), "--server.address", "127.0.0.1",
+                            "--browser.gatherUsageStats", "false", "--server.fileWatcherType", "none"], env, log)
     yield f"http://127.0.0.1:{port}"
-    proc.terminate()
-    try:
-        proc.wait(10)
-    except subprocess.TimeoutExpired:
-        proc.kill()
+    stop_streamlit(proc)
 
 
 @pytest.fixture(scope="session")

@@ -20,12 +20,7 @@ from ui.trainability.link import EXPLORER_URL_PATH, grid_view_query
 MAP = "[class*='st-key-tx_map_'] .nsewdrag"
 
 
-@pytest.fixture(autouse=True)
-def _stop_leftover_jobs():
-    yield
-    for s in runs.list_jobs():
-        if s.active:
-            runs.cancel(s.id)
+pytestmark = pytest.mark.usefixtures("stop_leftover_jobs")
 
 
 def _zoomed(seed: int) -> tuple[tr.GridSpec, list]:

@@ -11,7 +11,6 @@ import dataclasses
 
 import pytest
 
-import runs
 from engine import trainability as tr
 from tests.browser.conftest import wait_for_app
 from tests.browser.test_trainability_explorer import (
@@ -22,12 +21,7 @@ PLOT = "[class*='st-key-tx_map_'] .js-plotly-plot"
 VIEW_BUTTONS = {"Zoom", "Pan", "Zoom in", "Zoom out", "Autoscale", "Reset axes"}  # Plotly's titles
 
 
-@pytest.fixture(autouse=True)
-def _stop_leftover_jobs():
-    yield
-    for s in runs.list_jobs():
-        if s.active:
-            runs.cancel(s.id)
+pytestmark = pytest.mark.usefixtures("stop_leftover_jobs")
 
 
 def _spec(res: int = 24, steps: int = 60, preset: str = "tanh", **over) -> tr.GridSpec:

@@ -7,14 +7,11 @@ half of a 2-core machine taken from the grid jobs. Measured here as the server p
 from __future__ import annotations
 
 import os
-import socket
-import subprocess
-import sys
 import time
 
 import pytest
 
-from tests.browser.conftest import ROOT, _free_port, _skip_reason, wait_for_app
+from tests.browser.conftest import _free_port, _skip_reason, start_streamlit, stop_streamlit, wait_for_app
 
 IDLE_S = 30
 MAX_CORE_FRACTION = 0.05  # "a few percent of a core"
@@ -50,27 +47,10 @@ def readme_server(tmp_path):
     port = _free_port()
     env = dict(os.environ, FRACTAL_LAB_CACHE=str(tmp_path / "store"), PYTHONUNBUFFERED="1")
     log = tmp_path / "server.log"
-    with open(log, "wb") as fh:
-        proc = subprocess.Popen([sys.executable, "-m", "streamlit", "run", "app.py", "--server.port", str(port)],
-                                cwd=ROOT, env=env, stdout=fh, stderr=subprocess.STDOUT)
-    deadline = time.time() + 60
-    while time.time() < deadline:
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
-                break
-        except OSError:
-            if proc.poll() is not None:
-                pytest.fail(f"streamlit exited early:\n{log.read_text()}")
-            time.sleep(0.3)
-    else:
-        proc.kill()
-        pytest.fail(f"streamlit did not open port {port}:\n{log.read_text()}")
+    # Only the port on the command line: everything else comes from .streamlit/config.toml, as for a user.
+    proc = start_streamlit(["--server.port", str(port)], env, log)
     yield proc, port, log
-    proc.terminate()
-    try:
-        proc.wait(10)
-    except subprocess.TimeoutExpired:
-        proc.kill()
+    stop_streamlit(proc)
 
 
 def test_server_idles_with_a_tab_open_and_listens_on_loopback_only(readme_server, browser):

@@ -28,13 +28,7 @@ SHOTS = Path(os.environ.get("FRACTAL_LAB_SHOTS", "/tmp/fractal-lab-shots"))
 MAP = "[class*='st-key-tx_map_'] .nsewdrag"
 
 
-@pytest.fixture(autouse=True)
-def _stop_leftover_jobs():
-    """Views a test opens start jobs; cancel what is still running so the next test's job is not queued."""
-    yield
-    for s in runs.list_jobs():
-        if s.active:
-            runs.cancel(s.id)
+pytestmark = pytest.mark.usefixtures("stop_leftover_jobs")
 
 
 def _spec(res: int = 24, steps: int = 60, **over) -> tr.GridSpec:

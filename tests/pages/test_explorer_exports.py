@@ -29,12 +29,7 @@ TIMEOUT = 120
 MIMES = {"png": "image/png", "svg": "image/svg+xml", "pdf": "application/pdf"}
 
 
-@pytest.fixture(autouse=True)
-def _stop_leftover_jobs():
-    yield
-    for s in runs.list_jobs():
-        if s.active:
-            runs.cancel(s.id)
+pytestmark = pytest.mark.usefixtures("stop_leftover_jobs")
 
 
 @pytest.fixture

@@ -26,13 +26,7 @@ from ui.trainability.link import grid_view_query
 PAGE_FILE = "pages/1_Trainability_Explorer.py"
 
 
-@pytest.fixture(autouse=True)
-def _stop_leftover_jobs():
-    """Views a test opens start jobs; cancel what is still running so the next test's job is not queued."""
-    yield
-    for s in runs.list_jobs():
-        if s.active:
-            runs.cancel(s.id)
+pytestmark = pytest.mark.usefixtures("stop_leftover_jobs")
 
 
 def _tiny(preset: str = "tanh", res: int = 16, **over) -> tr.GridSpec:

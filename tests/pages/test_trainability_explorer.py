@@ -27,13 +27,7 @@ ROOT = Path(__file__).resolve().parents[2]
 PAGE_FILE = "pages/1_Trainability_Explorer.py"
 
 
-@pytest.fixture(autouse=True)
-def _stop_leftover_jobs():
-    """Views a test opens start jobs; cancel what is still running so the next test's job is not queued."""
-    yield
-    for s in runs.list_jobs():
-        if s.active:
-            runs.cancel(s.id)
+pytestmark = pytest.mark.usefixtures("stop_leftover_jobs")
 
 
 def _app() -> AppTest:
