@@ -22,12 +22,6 @@ from tests.runs_fixture_tasks import SleepSpec
 ROOT = Path(__file__).resolve().parents[2]
 
 
-@pytest.fixture
-def store(tmp_path, monkeypatch):
-    monkeypatch.setenv("FRACTAL_LAB_CACHE", str(tmp_path / "store"))
-    monkeypatch.delenv("FRACTAL_LAB_CACHE_LIMIT_GB", raising=False)
-    return default_store()
-
 
 def _flip(path: Path, offset_from_end: int = 9) -> None:
     """One bit of the data near the end (past any header): the file still parses, its numbers are wrong."""

@@ -21,12 +21,6 @@ from tests.runs_fixture_tasks import SleepSpec
 ROOT = Path(__file__).resolve().parents[2]
 
 
-@pytest.fixture
-def store(tmp_path, monkeypatch):
-    monkeypatch.setenv("FRACTAL_LAB_CACHE", str(tmp_path / "store"))
-    monkeypatch.delenv("FRACTAL_LAB_CACHE_LIMIT_GB", raising=False)
-    return default_store()
-
 
 def test_key_is_kind_and_content_hash(store):
     spec = SleepSpec(steps=4)

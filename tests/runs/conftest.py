@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 import pytest
 
 import runs
@@ -19,3 +21,14 @@ def env(tmp_path, monkeypatch):
     for st in runs.list_jobs():
         if st.active:
             runs.delete(st.id)
+
+
+def wait_state(job_id, states, timeout=30.0):
+    """The job's status once its state is one of ``states``; AssertionError after ``timeout`` seconds."""
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        st = runs.status(job_id)
+        if st is not None and st.state in states:
+            return st
+        time.sleep(0.05)
+    raise AssertionError(f"{job_id} never reached {states}: {runs.status(job_id)}")

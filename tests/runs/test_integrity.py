@@ -23,19 +23,14 @@ import pytest
 import runs
 from cache import default_store, pid_alive
 from engine.errors import DamagedResult
+from tests.runs.conftest import wait_state
 from tests.runs_fixture_tasks import SleepSpec
 
 ROOT = Path(__file__).resolve().parents[2]
 
 
 def _wait_state(job_id, states, timeout=60.0):
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        st = runs.status(job_id)
-        if st is not None and st.state in states:
-            return st
-        time.sleep(0.05)
-    raise AssertionError(f"{job_id} never reached {states}: {runs.status(job_id)}")
+    return wait_state(job_id, states, timeout)
 
 
 def _wait_events(job_id, n, timeout=60.0):

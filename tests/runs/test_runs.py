@@ -14,14 +14,7 @@ from tests import runs_fixture_tasks as fx
 from tests.runs_fixture_tasks import SleepSpec
 
 
-def _wait_state(job_id, states, timeout=30.0):
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        st = runs.status(job_id)
-        if st is not None and st.state in states:
-            return st
-        time.sleep(0.05)
-    raise AssertionError(f"{job_id} never reached {states}: {runs.status(job_id)}")
+from tests.runs.conftest import wait_state as _wait_state
 
 
 def _gone(pid, timeout=10.0):
