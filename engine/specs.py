@@ -36,7 +36,9 @@ class FieldMeta:
     ``range`` is inclusive ``(lo, hi)`` for numbers (each element of a pair); ``choices`` lists the allowed
     values of a text field; ``label`` and ``help`` are the words shown to a user; ``step``/``log`` only style a
     widget. ``cli=False`` keeps a field out of generated CLI flags (e.g. one a command sets itself); ``url``
-    names its link parameter when that differs from the field name (old links keep opening).
+    names its link parameter when that differs from the field name (old links keep opening). ``omit_default``
+    leaves the field out of ``to_dict``/``to_json`` while it holds its default: a field added later then keeps
+    every stored key (``content_hash``) of the specs written before it.
     """
 
     help: str = ""
@@ -48,16 +50,19 @@ class FieldMeta:
     cli: bool = True
     ui: bool = True
     url: str | None = None
+    omit_default: bool = False
 
 
 def spec_field(default: Any = dataclasses.MISSING, *, help: str = "", label: str | None = None,
                range: tuple[float, float] | None = None, choices: Sequence[Any] | None = None,
                step: float | None = None, log: bool = False, cli: bool = True, ui: bool = True,
-               url: str | None = None) -> Any:
+               url: str | None = None, omit_default: bool = False) -> Any:
     """A dataclass field carrying its :class:`FieldMeta` (use in place of a plain default)."""
+    if omit_default and default is dataclasses.MISSING:
+        raise TypeError("spec_field: omit_default needs a default")
     meta = FieldMeta(help=help, label=label, range=None if range is None else (range[0], range[1]),
                      choices=None if choices is None else tuple(choices), step=step, log=log, cli=cli, ui=ui,
-                     url=url)
+                     url=url, omit_default=omit_default)
     return dataclasses.field(default=default, metadata={_META: meta})
 
 
@@ -302,7 +307,7 @@ def _fields_of(cls: type) -> tuple[FieldInfo, ...]:
         if typing.get_origin(hint) is tuple:
             args = [a for a in typing.get_args(hint) if a is not Ellipsis]
             length = len(typing.get_args(hint)) if Ellipsis not in typing.get_args(hint) else None
-            if not args or length is None:
+            if not args or length is None or len(set(args)) > 1:  # a record of mixed types: checked by its class
                 continue
             hint = args[0]
         if hint not in (int, float, str, bool):
@@ -323,7 +328,7 @@ def field_info(cls: type, name: str) -> FieldInfo:
 def _plain(value: Any) -> Any:
     """Turn a spec value into JSON-able plain data (tuples become lists, nested specs dicts)."""
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        return {f.name: _plain(getattr(value, f.name)) for f in dataclasses.fields(value)}
+        return {f.name: _plain(getattr(value, f.name)) for f in dataclasses.fields(value) if not _omitted(value, f)}
     if isinstance(value, (list, tuple)):
         return [_plain(v) for v in value]
     if isinstance(value, dict):
@@ -331,6 +336,15 @@ def _plain(value: Any) -> Any:
     if hasattr(value, "item") and callable(value.item):  # numpy / torch scalars
         return value.item()
     return value
+
+
+def _omitted(spec: Any, f: dataclasses.Field) -> bool:
+    """Whether field ``f`` of ``spec`` is left out of its JSON form: declared ``omit_default`` and at its default."""
+    meta = f.metadata.get(_META)
+    if meta is None or not meta.omit_default:
+        return False
+    value = getattr(spec, f.name)
+    return value is f.default or (type(value) is type(f.default) and value == f.default)
 
 
 def _coerce(hint: Any, value: Any, budget: list[int] | None = None) -> Any:

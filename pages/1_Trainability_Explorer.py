@@ -2,13 +2,15 @@
 
 One tiny network per pixel (Sohl-Dickstein 2024); a click zooms into the boundary, every level recomputed as a
 background job. The whole state lives in the URL, so every view is a shareable link. Each section below is one
-function in ``ui/trainability/``.
+function in ``ui/trainability/``. Each view is one job: its map appears coarse within seconds and sharpens as the
+job refines it.
 """
 
 import streamlit as st
 
 from ui import nav
-from ui.trainability import compute, dimension, exports, grid_map, link, navigation, pixel, session, setup, video
+from ui.trainability import (cluster, compute, dimension, exports, grid_map, link, navigation, pixel, session, setup,
+                             video)
 
 nav.page_setup("pages/1_Trainability_Explorer.py")
 state = session.load()
@@ -26,8 +28,9 @@ session.show_notice(state)
 
 with st.sidebar:
     setup.sidebar(state)
+    where = cluster.compute_on(state)
 
-jobs = compute.view_jobs(state)
+jobs = compute.view_jobs(state, options=where)
 navigation.controls(state, jobs)
 
 map_col, info_col = st.columns([3, 1.15])

@@ -6,6 +6,7 @@ asking twice for the same spec is one computation, and a stored result reads as 
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import time
@@ -15,13 +16,43 @@ from runs import kinds, records, schedule
 from runs.records import ACTIVE, JobStatus
 
 
-def submit(kind: str, spec: Any, extra: str = "", resume: bool = False) -> str:
+#: Names an option may not take: the task's own arguments, and what the worker itself passes.
+RESERVED_OPTIONS = ("spec", "out_dir", "progress", "cancel", "sources")
+MAX_OPTIONS_BYTES = 4096  # options travel in status.json, which every status read parses
+
+
+def check_options(options: Any) -> dict:
+    """``options`` as a plain JSON table, or ``ValueError("options: …")``: string keys that are Python names
+    (each becomes a keyword argument of the task), JSON values, at most :data:`MAX_OPTIONS_BYTES` as JSON."""
+    if options is None:
+        return {}
+    if not isinstance(options, dict):
+        raise ValueError(f"options: must be a dict of keyword arguments, got {type(options).__name__}")
+    for name in options:
+        if not isinstance(name, str) or not name.isidentifier() or len(name) > 64:
+            raise ValueError(f"options: keys must be Python names of at most 64 characters, got {str(name)[:80]!r}")
+        if name in RESERVED_OPTIONS:
+            raise ValueError(f"options: {name!r} is set by the job runner itself, not an option")
+    try:
+        text = json.dumps(options, allow_nan=False, sort_keys=True)
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"options: values must be JSON (strings, finite numbers, lists, tables), got {exc}") from None
+    if len(text.encode()) > MAX_OPTIONS_BYTES:
+        raise ValueError(f"options: at most {MAX_OPTIONS_BYTES} bytes as JSON, got {len(text.encode())}")
+    return json.loads(text)
+
+
+def submit(kind: str, spec: Any, options: dict | None = None, *, extra: str = "", resume: bool = False) -> str:
     """Run ``spec`` as a ``kind`` job in the background; return its id (== the store key).
 
     Already in the store: nothing is run (the job reads as done). Already queued or running: the same id is
     returned and no second process starts. An unknown ``kind`` gives a job that shows ``failed`` with a message
     naming the known kinds. ``resume=True`` seeds the run's ``out_dir`` with this job's :func:`partial_dir`.
+    ``options`` (e.g. ``{"scheduler": "tcp://host:8786"}``) say *how* to compute, never *what*: they are kept
+    in the job record, not in the key, and the worker passes each one to the task only when the task declares a
+    keyword parameter of that name (see :func:`check_options`). A job already queued or running keeps its own.
     """
+    options = check_options(options)
     schedule.reap()
     st = records.store()
     key = st.key(kind, spec, extra)
@@ -45,6 +76,7 @@ def submit(kind: str, spec: Any, extra: str = "", resume: bool = False) -> str:
             "id": key, "kind": kind, "spec": spec.to_dict(), "extra": extra, "spec_class": type(spec).__name__,
             # the references travel with the job, so a worker finds a kind registered only in this process
             "task": {"spec": known.spec, "task": known.task} if known else None, "resume": bool(resume),
+            "options": options,
             "state": "queued", "fraction": 0.0, "message": "", "info": None,
             "created": now, "started": None, "finished": None, "pid": None, "pid_start": None, "out_dir": None,
         }

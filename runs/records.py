@@ -52,6 +52,7 @@ class JobStatus:
     has_result: bool = False
     has_partial: bool = False
     size: int | None = None
+    options: dict | None = None  # how the job was asked to run (runs.submit's options), never part of its id
 
     @property
     def active(self) -> bool:
@@ -152,6 +153,14 @@ def working_folder(jd: Path, rec: dict) -> Path | None:
         return None
     p = Path(out)
     return p if p.parent in (jd, jd.parent.parent / "tmp") and p.name not in ("", ".", "..", "partial") else None
+
+
+def live_folder(jd: Path, rec: dict | None) -> Path | None:
+    """The working folder of a job that is running now (where its task writes live snapshots), else None."""
+    if not isinstance(rec, dict) or rec.get("state") != "running" or not worker_alive(rec):
+        return None
+    out = working_folder(jd, rec)
+    return out if out is not None and out.is_dir() and not out.is_symlink() else None
 
 
 def salvage(jd: Path, rec: dict) -> bool:
@@ -271,6 +280,7 @@ def to_status(st: Store, job_id: str, rec: dict | None) -> JobStatus | None:
             spec=_table(stored.get("spec")) or _table(rec.get("spec")), info=_table(rec.get("info")),
             elapsed_s=_num(stored.get("elapsed_s")), pid=None, has_result=True, has_partial=has_partial,
             size=int(size) if size is not None else None,
+            options=_table(rec.get("options")) or _table(stored.get("options")),
         )
     assert rec is not None
     state = _text(rec.get("state"), "failed")
@@ -302,5 +312,5 @@ def to_status(st: Store, job_id: str, rec: dict | None) -> JobStatus | None:
         id=job_id, kind=_text(rec.get("kind")), state=state, fraction=fraction, eta_s=eta, message=message,
         created=_num(rec.get("created")), started=started, finished=finished, spec=_table(rec.get("spec")),
         info=info, elapsed_s=elapsed, pid=pid if state == "running" and isinstance(pid, int) else None,
-        has_result=False, has_partial=has_partial, size=None,
+        has_result=False, has_partial=has_partial, size=None, options=_table(rec.get("options")),
     )

@@ -67,6 +67,15 @@ def reading(job_id: str) -> Iterator[Path | None]:
             lease.__exit__(None, None, None)
 
 
+def live_dir(job_id: str) -> Path | None:
+    """The working folder of a job that is running now (its task's live snapshots, e.g. a grid's ``live.npz``,
+    are read from there), else None: queued, finished, or its worker gone. The folder vanishes when the job
+    ends (committed or kept as partial/), so a reader must expect any file in it to disappear."""
+    st = records.store()
+    jd = records.job_dir(st, job_id)
+    return records.live_folder(jd, records.read(jd))
+
+
 def partial_dir(job_id: str) -> Path | None:
     """What a cancelled/failed/killed run left in its working folder (e.g. a checkpoint), or None."""
     p = records.job_dir(records.store(), job_id) / "partial"

@@ -7,6 +7,7 @@ watchdog thread after the grace period.
 
 from __future__ import annotations
 
+import inspect
 import json
 import os
 import shutil
@@ -19,7 +20,8 @@ from typing import Any, Callable
 
 from engine.errors import Cancelled
 from engine.io import jsonable
-from runs import kinds, records, schedule
+from runs import kinds, rates, records, schedule
+from runs.lifecycle import RESERVED_OPTIONS
 
 STATUS_WRITE_EVERY_S = 0.25  # progress() rewrites status.json at most this often (events are appended each call)
 
@@ -78,6 +80,31 @@ def load_task(rec: dict) -> tuple[Any, Callable[..., None]]:
         raise ValueError(f"job kind {kind.name!r}: the spec could not be rebuilt as {spec_cls.__name__} "
                          f"({type(exc).__name__}: {exc})") from exc
     return spec, fn
+
+
+def task_kwargs(fn: Callable[..., None], options: dict | None) -> dict:
+    """The keyword arguments the task gets beyond ``(spec, out_dir, progress, cancel)``: each job option whose
+    name the task declares, and ``sources`` (the store's stored grids) when it declares that. A task without
+    such parameters is called as before; an option it does not declare is reported in worker.log, not passed."""
+    try:
+        params = inspect.signature(fn).parameters
+    except (TypeError, ValueError):  # a builtin or C function without a signature: only the four arguments
+        params = {}
+    named = {n for n, p in params.items()
+             if p.kind in (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)}
+    taken = set(list(params)[:4]) | {"sources"}  # the four the worker passes itself, whatever their names
+    kwargs = {}
+    for name, value in (options or {}).items():
+        if name in named and name not in taken and name not in RESERVED_OPTIONS:
+            kwargs[name] = value
+        else:
+            print(f"runs: option {name!r} ignored: {getattr(fn, '__qualname__', fn)} takes no such parameter",
+                  file=sys.stderr, flush=True)
+    if "sources" in named:
+        from runs.stored import StoredGrids
+
+        kwargs["sources"] = StoredGrids()
+    return kwargs
 
 
 def run_worker(job_id: str) -> int:
@@ -168,17 +195,20 @@ def run_worker(job_id: str) -> int:
     loading = True
     try:
         spec, fn = load_task(rec)
+        options = rec.get("options") if isinstance(rec.get("options"), dict) else {}
+        kwargs = task_kwargs(fn, options)
         loading = False
-        fn(spec, out, progress, cancel_flag)
+        fn(spec, out, progress, cancel_flag, **kwargs)
         if cancel_flag.is_set():
             raise Cancelled("cancelled")
         elapsed = time.time() - t0
         store.commit(job_id, out, {
             "kind": rec["kind"], "spec": rec.get("spec"), "extra": rec.get("extra", ""),
             "created": time.time(), "started": rec.get("started"), "finished": time.time(),
-            "elapsed_s": elapsed, "status": "done", "job_id": job_id,
+            "elapsed_s": elapsed, "status": "done", "job_id": job_id, "options": options,
         }, move=True)
         shutil.rmtree(jd / "partial", ignore_errors=True)  # before "done" shows: a reader never sees both
+        rates.after_commit(rec["kind"], job_id, spec)  # before "done" shows: a done grid has calibrated
         finished.set()
         finish("done")
         return 0

@@ -38,7 +38,14 @@ def _parse_args(argv=None) -> argparse.Namespace:
     ap.add_argument("--resolution", type=int, nargs="+", metavar="N",
                     help=field_info(GridSpec, "resolution").meta.help)
     ap.add_argument("--full-batch", action="store_true", help="clear the preset's batch size")
+    _add_scheduler(ap)
     return ap.parse_args(argv)
+
+
+def _add_scheduler(ap: argparse.ArgumentParser) -> None:
+    ap.add_argument("--scheduler", metavar="ADDRESS",
+                    help="Dask scheduler to compute on, tcp://HOST:PORT, or 'local' for this machine (default: "
+                         "$FRACTAL_LAB_DASK_SCHEDULER, else local); the pixels do not depend on where they ran")
 
 
 def spec_from_args(args: argparse.Namespace) -> GridSpec:
@@ -75,6 +82,7 @@ def video_main(argv=None) -> int:
     ap.add_argument("--spec", required=True, type=path_arg,
                     help="a VideoSpec as JSON (e.g. a zoom_video job's spec.json)")
     ap.add_argument("--out", required=True, type=path_arg, help="output folder (created if missing)")
+    _add_scheduler(ap)
     args = ap.parse_args(argv)
     if Path(args.spec).is_dir():
         raise ValueError(f"--spec: {args.spec} is a folder; give a VideoSpec JSON file")
@@ -87,12 +95,28 @@ def video_main(argv=None) -> int:
     except UnicodeDecodeError:
         raise ValueError(f"--spec: {args.spec} is not UTF-8 JSON text") from None
     spec = VideoSpec.from_json(text)
+    options = _scheduler_option(run_video, args.scheduler)
     out = writable_dir("--out", args.out)
     bar, progress = _progress_bar()
     with bar:
-        run_video(spec, out, progress=progress)
+        run_video(spec, out, progress=progress, **options)
     print(f"wrote {', '.join(sorted(p.name for p in out.iterdir()))} to {out}")
     return 0
+
+
+def _scheduler_option(task, value: str | None) -> dict[str, Any]:
+    """``{"scheduler": address}`` for ``task`` (the address checked first: a bad one is one line, exit 2);
+    empty when no --scheduler was given and the environment names none."""
+    import inspect
+
+    from engine.trainability.cluster import scheduler_address
+
+    address = scheduler_address(value)  # ValueError naming the setting and the form
+    if address is None:
+        return {"scheduler": "local"} if "scheduler" in inspect.signature(task).parameters else {}
+    if "scheduler" not in inspect.signature(task).parameters:
+        raise ValueError("--scheduler: this command runs on this machine only")
+    return {"scheduler": address}
 
 
 def _defaults(fn) -> dict[str, Any]:
@@ -178,15 +202,18 @@ def main(argv=None) -> int:
         spec, raised = promote_dtype(spec_from_args(args))
     except ValueError as exc:
         fail(PROG, exc)
+    options = _scheduler_option(run_to_dir, args.scheduler)
     out = writable_dir("--out", args.out)
     if raised:
         print("note: float32 cannot tell this view's pixels apart; computing in float64")
     print(f"{spec.n_x}x{spec.n_y} grid, {network_steps(spec) / 1e6:.3g} M network-steps, "
           f"about {estimate_seconds(spec):.0f} s; writing to {args.out}")
+    if options.get("scheduler") not in (None, "local"):
+        print(f"computing on the Dask cluster at {options['scheduler']}")
     t0 = time.perf_counter()
     bar, progress = _progress_bar()
     with bar:
-        run_to_dir(spec, out, progress=progress)
+        run_to_dir(spec, out, progress=progress, **options)
     print(f"done in {time.perf_counter() - t0:.1f} s: {', '.join(sorted(p.name for p in out.iterdir()))}")
     return 0
 

@@ -33,11 +33,22 @@ def _cost_per_step(spec: GridSpec) -> float:
     return N * n * (n + 10 + act) + spec.batch_size * n * (n + 8) + _STEP_OVERHEAD
 
 
-def estimate_seconds(spec: GridSpec) -> float:
-    """Seconds the grid should take on this project's 2-core CPU (an upper bound: diverged pixels stop early,
-    and a GPU is faster)."""
-    rate = CPU_RATE[spec.dtype] * _REF_COST / max(_cost_per_step(spec), 1.0)
-    return network_steps(spec) / rate
+def reference_rate(spec: GridSpec, network_steps_run: float, seconds: float) -> float:
+    """The rate a grid ran at, in reference network-steps per second (the units of :data:`CPU_RATE` and of
+    ``estimate_seconds``' ``rate``): its network-steps weighted by their cost relative to the reference network,
+    so a measurement on one width or sample count calibrates the estimate of another."""
+    return float(network_steps_run) * _cost_per_step(spec) / _REF_COST / float(seconds)
+
+
+def estimate_seconds(spec: GridSpec, rate: float | None = None) -> float:
+    """Seconds the grid should take (an upper bound: diverged pixels stop early). ``rate``: this machine's
+    measured speed in reference network-steps per second (see :func:`reference_rate`; the job runner keeps it,
+    ``runs.rates.measured``); None: the project's 2-core CPU constants (:data:`CPU_RATE`)."""
+    if rate is None:
+        rate = CPU_RATE[spec.dtype]
+    elif not (isinstance(rate, (int, float)) and not isinstance(rate, bool) and math.isfinite(rate) and rate > 0):
+        raise ValueError(f"rate: must be a finite number of network-steps per second > 0, got {rate!r}")
+    return network_steps(spec) * max(_cost_per_step(spec), 1.0) / _REF_COST / float(rate)
 
 
 def float32_resolves(spec: GridSpec) -> bool:
@@ -58,7 +69,8 @@ def float32_resolves(spec: GridSpec) -> bool:
 
 #: The most a view may cost to start on its own, when a link or a preset (not the user's "Compute") opened it:
 #: the estimated time of a 256 x 256, 500-step tanh grid in float64 on this machine. A link can name any size,
-#: so without a limit one URL could occupy the server for years; a costlier view waits for "Compute".
+#: so without a limit one URL could occupy the server for years; a costlier view waits for "Compute". Both sides
+#: use the constants, never a measured rate: whether a link starts work must not depend on a machine's history.
 AUTO_COMPUTE_LIMIT_S = estimate_seconds(GridSpec(activation="tanh", resolution=(256, 256), steps=500,
                                                  dtype="float64"))
 

@@ -14,7 +14,7 @@ import functools
 import hashlib
 import math
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Mapping
 
 import numpy as np
@@ -93,6 +93,13 @@ class GridResult:
     elapsed_s: float
     steps_run: int = 0  # network-steps actually computed (diverged pixels stop early)
     init_hash: str | None = None
+    computed: np.ndarray | None = None  # (n_y, n_x) bool: trained, or reused exactly; False = inferred
+    reused: int = 0  # pixels taken from ``known`` (never trained here)
+    refinement: dict[str, Any] = field(default_factory=dict)  # see :func:`refinement_stats`
+
+    def __post_init__(self) -> None:
+        if self.computed is None:
+            self.computed = np.ones(self.measure.shape, dtype=bool)
 
 
 @dataclass
@@ -259,7 +266,8 @@ def run_tile(tile: GridTile, init=None, progress=None, cancel=None, device=None,
     return res
 
 
-def run_grid(spec: GridSpec, init=None, progress=None, cancel=None, device=None, kernel="auto") -> GridResult:
+def run_grid(spec: GridSpec, init=None, progress=None, cancel=None, device=None, kernel="auto", *, known=None,
+             on_partial=None, scheduler=None) -> GridResult:
     """Train one network per pixel of ``spec`` and return the convergence measure of each.
 
     ``init``: None (draw from ``spec.seed``, see :func:`draw_init`) or a dict of arrays ``{X, Y, W0, W1}`` used
@@ -267,14 +275,28 @@ def run_grid(spec: GridSpec, init=None, progress=None, cancel=None, device=None,
     ``cancel.is_set()`` becomes true the work stops and :class:`engine.errors.Cancelled` is raised.
     ``device``: None/"auto" (CUDA if available), "cpu", "cuda", ... ``kernel``: "auto" (the compiled fused kernel
     on a CPU, the eager torch kernel on a GPU), "fused" or "eager" (see :func:`resolve_kernel`). The fused kernel
-    gives every pixel bit for bit the same numbers whatever the tiling or thread count; the eager one agrees with
-    itself across tilings to ~1e-6 and in every verdict but a rare boundary pixel (BLAS rounds per shape).
+    gives every pixel bit for bit the same numbers whatever the tiling, batch or thread count; the eager one
+    agrees with itself across tilings to ~1e-6 and in every verdict but a rare boundary pixel (BLAS rounds per
+    shape).
+
+    Which pixels are trained follows ``spec.refine`` (:func:`engine.trainability.refine.refine` over
+    :func:`run_pixels`): ``known=(measure, mask)`` gives pixels already known exactly (e.g. from a stored zoom,
+    see :mod:`.reuse`), never trained again; ``on_partial(measure, computed, fraction)`` sees the map after each
+    refinement pass; ``scheduler``: a Dask scheduler address (None or "local": this machine). A plain exact grid
+    (none of these) runs as whole tiles, with the same pixels.
     """
     if not isinstance(spec, GridSpec):
         raise ValueError(f"spec: must be a GridSpec, got {type(spec).__name__}")
     t0 = time.perf_counter()
     dev = resolve_device(device)
     kernel = resolve_kernel(kernel, dev)
+    if spec.refine == "exact" and known is None and on_partial is None and scheduler is None:
+        return _run_tiles(spec, init, progress, cancel, dev, kernel, t0)
+    return _run_refined(spec, init, progress, cancel, dev, kernel, t0, known, on_partial, scheduler)
+
+
+def _run_tiles(spec: GridSpec, init, progress, cancel, dev: torch.device, kernel: str, t0: float) -> GridResult:
+    """Every pixel, as whole tiles on threads or processes (the exact grid's path)."""
     problem = _problem(spec, init, dev)
     n_workers = executor.workers(dev)
     side = executor.default_tile_size(spec, dev, n_workers)
@@ -314,9 +336,217 @@ def _assemble(spec: GridSpec, results, init, t0: float, progress) -> GridResult:
         steps_run += r.steps_run
     if progress is not None:
         progress(1.0)
+    pixels = spec.n_x * spec.n_y
     return GridResult(spec=spec, measure=measure, converged=measure < 0, x_values=spec.x_values,
                       y_values=spec.y_values, elapsed_s=time.perf_counter() - t0, steps_run=steps_run,
-                      init_hash=init_hash(init) or None)
+                      init_hash=init_hash(init) or None,
+                      refinement=refinement_stats("exact", pixels, pixels, 0, pixels, passes=1))
+
+
+# ------------------------------------------------------------------------------------ any set of pixels, refined
+
+
+def refinement_stats(mode: str, pixels: int, computed: int, reused: int, trained: int, passes: int,
+                     sample_size: int = 0, sample_errors: int = 0, error_rate: float = 0.0,
+                     error_ci: tuple[float, float] = (0.0, 0.0)) -> dict[str, Any]:
+    """What :attr:`GridResult.refinement` holds: ``computed`` pixels are exact (``reused`` of them from a stored
+    grid, the rest trained here); ``inferred`` ones took their block's verdict; ``trained`` counts every network
+    trained here, the error sample included; ``error_rate``/``error_ci``: the sample's disagreement rate and its
+    Wilson 95% interval (0 when nothing was inferred)."""
+    return {"mode": mode, "pixels": int(pixels), "computed": int(computed), "reused": int(reused),
+            "inferred": int(pixels - computed), "trained": int(trained), "passes": int(passes),
+            "sample_size": int(sample_size), "sample_errors": int(sample_errors), "error_rate": float(error_rate),
+            "error_ci": [float(error_ci[0]), float(error_ci[1])]}
+
+
+def _check_indices(spec: GridSpec, flat_indices) -> np.ndarray:
+    a = np.asarray(flat_indices)
+    if a.ndim != 1 or not (a.size == 0 or a.dtype.kind in "iu"):
+        raise ValueError(f"flat_indices: must be a 1-D array of integer pixel indices, got {a.dtype} {a.shape}")
+    a = a.astype(np.int64, copy=False)
+    n = spec.n_x * spec.n_y
+    if a.size and (a.min() < 0 or a.max() >= n):
+        raise ValueError(f"flat_indices: must lie in [0, {n}) (row-major over {spec.n_y} x {spec.n_x}), "
+                         f"got {int(a.min())}..{int(a.max())}")
+    return a
+
+
+def _check_known(spec: GridSpec, known) -> tuple[np.ndarray | None, np.ndarray | None]:
+    """``known=(measure, mask)`` checked against the grid: float measures, finite where the bool mask is set."""
+    if known is None:
+        return None, None
+    try:
+        measure, mask = known
+    except (TypeError, ValueError):
+        raise ValueError("known: must be None or a pair (measure, mask) of arrays of the grid's shape") from None
+    measure, mask = np.asarray(measure), np.asarray(mask)
+    if measure.shape != spec.shape or mask.shape != spec.shape or mask.dtype != np.bool_ or measure.dtype.kind != "f":
+        raise ValueError(f"known: needs a float measure and a bool mask of shape {spec.shape}, got "
+                         f"{measure.dtype} {measure.shape} and {mask.dtype} {mask.shape}")
+    measure = measure.astype(np.float64)
+    if not np.all(np.isfinite(measure[mask])):
+        raise ValueError("known: the measure of a known pixel must be finite")
+    return (measure, mask.copy()) if mask.any() else (None, None)
+
+
+def _batch_size(spec: GridSpec, dev: torch.device, kernel: str, n_workers: int, count: int) -> int:
+    """Pixels per batch: a tile's worth (see :func:`_run_tiles`), but at least two batches per worker."""
+    if dev.type == "cuda":
+        size = max(1, _CUDA_TILE_HISTORY_BYTES // (8 * spec.steps))
+    else:
+        side = max(1, min(32, int(math.sqrt(4_000_000 / spec.steps))))
+        size = min(side, 16) ** 2 if kernel == "fused" else side * side
+    return max(1, min(size, math.ceil(count / (2 * max(1, n_workers)))))
+
+
+def _train_batch(problem, spec: GridSpec, batch: np.ndarray, kernel: str, on_progress=None,
+                 should_stop=None) -> tuple[np.ndarray, int]:
+    """The measure of pixels ``batch`` (row-major flat indices) and the network-steps run. The fused kernel
+    trains each network on its own, so a pixel's bits do not depend on the batch it is in."""
+    cols, rows = batch % spec.n_x, batch // spec.n_x
+    lr0, lr1, offset = hyperparameters(spec, spec.x_values[cols], spec.y_values[rows])
+    losses, steps_run = _train(kernel)(problem, lr0, lr1, offset, spec.offset_every_step, on_progress=on_progress,
+                                       should_stop=should_stop)
+    return convergence_measure(losses), int(steps_run)
+
+
+_WORKER_PROBLEM: dict[tuple, Any] = {}
+
+
+def _pixels_in_process(payload, batch: np.ndarray, on_progress, should_stop) -> tuple[np.ndarray, int]:
+    """A batch in a worker process or on a Dask worker. ``payload``: ``(spec, init, kernel)``; the problem is
+    built once per worker and grid (a Dask worker outlives grids, so the key names the data too). On a Dask
+    worker with a GPU the batch runs there, on the eager kernel."""
+    spec, init, kernel = payload
+    from engine.trainability import cluster
+
+    dev = torch.device(cluster.worker_device())
+    if dev.type != "cpu":
+        kernel = "eager"
+    key = (spec.content_hash(), init_hash(init), str(dev))
+    if key not in _WORKER_PROBLEM:
+        _WORKER_PROBLEM.clear()
+        _WORKER_PROBLEM[key] = _problem(spec, init, dev)
+    with executor.single_threaded_ops(dev), _blas_guard(kernel):
+        return _train_batch(_WORKER_PROBLEM[key], spec, batch, kernel, on_progress, should_stop)
+
+
+def _scheduler(scheduler) -> str | None:
+    """A Dask scheduler's address, or None for this machine (None, "" or "local")."""
+    if scheduler is None:
+        return None
+    from engine.trainability import cluster
+
+    return cluster.scheduler_address(scheduler)
+
+
+def run_pixels(spec: GridSpec, flat_indices, init=None, progress=None, cancel=None, device=None, kernel="auto",
+               scheduler=None) -> tuple[np.ndarray, int]:
+    """The measure of the pixels ``flat_indices`` (row-major over ``spec.shape``) in that order, float64, and the
+    network-steps run: batches on worker threads (processes only where :func:`run_grid` would use them), or
+    tasks on the Dask scheduler at ``scheduler``. ``progress``/``cancel`` as in :func:`run_grid`. With the fused
+    kernel every pixel has the bits it has in :func:`run_grid`, whichever batch or machine computed it."""
+    if not isinstance(spec, GridSpec):
+        raise ValueError(f"spec: must be a GridSpec, got {type(spec).__name__}")
+    dev = resolve_device(device)
+    kernel = resolve_kernel(kernel, dev)
+    return _compute_pixels(spec, _check_indices(spec, flat_indices), init, progress, cancel, dev, kernel,
+                           _scheduler(scheduler), {})
+
+
+def _compute_pixels(spec: GridSpec, idx: np.ndarray, init, progress, cancel, dev: torch.device, kernel: str,
+                    address: str | None, cache: dict) -> tuple[np.ndarray, int]:
+    """:func:`run_pixels` once its arguments are checked; ``cache`` keeps the problem (and the checked init)
+    between the passes of one grid."""
+    if idx.size == 0:
+        return np.empty(0, dtype=np.float64), 0
+    total = int(idx.size) * spec.steps
+    if address is not None:
+        from engine.trainability import cluster
+
+        if "cores" not in cache:
+            cache["cores"] = max(1, cluster.cluster_info(address).cores)
+        if "init" not in cache:
+            cache["init"] = None if init is None else check_init(spec, init)
+        size = _batch_size(spec, dev, kernel, cache["cores"], int(idx.size))
+        batches = [idx[i:i + size] for i in range(0, idx.size, size)]
+        results = cluster.run_on_cluster(address, batches, _pixels_in_process, (spec, cache["init"], kernel), total,
+                                         progress, cancel)
+        return _join(results)
+    if "problem" not in cache:
+        cache["problem"] = _problem(spec, init, dev)
+    n_workers = executor.workers(dev)
+    size = _batch_size(spec, dev, kernel, n_workers, int(idx.size))
+    batches = [idx[i:i + size] for i in range(0, idx.size, size)]
+    n_workers = min(n_workers, len(batches))
+    use_processes = executor.use_processes(total, dev, n_workers) and (
+        kernel == "eager" or env_flag("FRACTAL_LAB_GRID_PROCESSES", False))
+    with _blas_guard(kernel):
+        if use_processes:
+            from concurrent.futures.process import BrokenProcessPool
+
+            payload = (spec, None if init is None else check_init(spec, init), kernel)
+            try:
+                return _join(executor.run_in_processes(batches, _pixels_in_process, payload, n_workers, total,
+                                                       progress, cancel))
+            except BrokenProcessPool:
+                pass  # as in _run_tiles: the same result on threads
+        problem = cache["problem"]
+
+        def work(batch, on_progress, should_stop):
+            return _train_batch(problem, spec, batch, kernel, on_progress, should_stop)
+
+        return _join(executor.run_in_threads(batches, work, n_workers, total, progress, cancel, dev))
+
+
+def _join(results) -> tuple[np.ndarray, int]:
+    return np.concatenate([m for m, _ in results]), sum(s for _, s in results)
+
+
+def _run_refined(spec: GridSpec, init, progress, cancel, dev: torch.device, kernel: str, t0: float, known,
+                 on_partial, scheduler) -> GridResult:
+    """:func:`run_grid` through :func:`engine.trainability.refine.refine`: passes of :func:`run_pixels`."""
+    known_measure, known_mask = _check_known(spec, known)
+    address = _scheduler(scheduler)
+    from engine.trainability.refine import refine  # after the checks, so bad arguments fail first
+
+    pixels = spec.n_x * spec.n_y
+    reused = 0 if known_mask is None else int(known_mask.sum())
+    cache: dict = {}
+    state = {"trained": 0, "steps": 0, "planned": 0.0, "shown": 0.0}
+
+    def show(fraction: float) -> None:
+        fraction = min(1.0, fraction)
+        if progress is not None and fraction > state["shown"]:
+            state["shown"] = fraction
+            progress(fraction)
+
+    def compute(flat: np.ndarray) -> np.ndarray:
+        idx = _check_indices(spec, flat)
+        base = state["planned"]
+        share = idx.size / max(idx.size, pixels - reused - state["trained"])
+        measure, steps = _compute_pixels(spec, idx, init, lambda f: show(base + (1.0 - base) * share * f), cancel,
+                                         dev, kernel, address, cache)
+        state["trained"] += int(idx.size)
+        state["steps"] += steps
+        return measure
+
+    def partial(measure: np.ndarray, computed: np.ndarray, fraction: float) -> None:
+        state["planned"] = max(state["planned"], float(fraction))
+        show(state["planned"])
+        if on_partial is not None:
+            on_partial(measure, computed, fraction)
+
+    ref = refine(spec.shape, compute, mode=spec.refine, known_measure=known_measure, known_mask=known_mask,
+                 seed=spec.seed, on_partial=partial, should_stop=lambda: cancel is not None and cancel.is_set())
+    show(1.0)
+    stats = refinement_stats(spec.refine, pixels, int(ref.computed.sum()), reused, state["trained"], ref.passes,
+                             ref.sample_size, ref.sample_errors, ref.error_rate, ref.error_ci)
+    measure = np.asarray(ref.measure, dtype=np.float64)
+    return GridResult(spec=spec, measure=measure, converged=measure < 0, x_values=spec.x_values,
+                      y_values=spec.y_values, elapsed_s=time.perf_counter() - t0, steps_run=state["steps"],
+                      init_hash=init_hash(init) or None, computed=np.asarray(ref.computed, dtype=bool),
+                      reused=reused, refinement=stats)
 
 
 def pixel_loss_curve(spec: GridSpec, x: float, y: float, init=None, device=None, kernel="auto") -> np.ndarray:

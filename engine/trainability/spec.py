@@ -8,6 +8,7 @@ offsets only in the offset phase space) follow ``check_fields()`` in ``__post_in
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -74,6 +75,11 @@ MAX_SIDE = 8192  # the paper's figures are 4096 px
 AXIS_LIMIT = 30.0  # |log10| of any hyperparameter: 1e30 is already far past any boundary
 FLOAT_EPS = {"float64": float(np.finfo(np.float64).eps), "float32": float(np.finfo(np.float32).eps)}
 ULPS_APART = 4  # neighbouring pixels must differ by at least this many units in the last place
+REFINE_MODES = ("exact", "boundary")
+MAX_LATTICE_LEVEL = 60  # 2**-60 of a root step is far below what float64 resolves; the range check says so first
+MAX_LATTICE_INDEX = 2**53  # lattice indices are converted to float64 exactly below this
+
+Lattice = tuple[float, float, float, float, int, int, int]
 
 
 def _is_int(v: Any) -> bool:
@@ -124,15 +130,63 @@ class GridSpec(SpecMixin):
     offset_every_step: bool = spec_field(
         False, help="Add the offset to W0 before every step (the authors' code) instead of only at "
                     "initialisation; offset_vs_lr only.")
+    refine: str = spec_field(
+        "exact", choices=REFINE_MODES, omit_default=True,
+        help="Which pixels are trained: exact = every one; boundary = a coarse lattice, then only blocks whose "
+             "verdicts disagree (plus a margin of neighbours) down to full resolution; the rest take their "
+             "block's verdict with an interpolated measure, and a random 1% of them is trained to measure the "
+             "error.")
+    lattice: Lattice | None = spec_field(
+        None, ui=False, cli=False, omit_default=True,
+        help="(x_origin, x_step, y_origin, y_step, level, col0, row0): pixel j's x is x_origin + ((col0 + j) * "
+             "x_step) * 2**-level (y likewise), so zooms by powers of two on one root view share pixels bit for "
+             "bit; none = numpy.linspace over x_range and y_range. Set by views.view_spec.")
 
     def __post_init__(self) -> None:
         if _is_int(self.resolution):
             object.__setattr__(self, "resolution", (self.resolution, self.resolution))
         self.check_fields()
+        if self.lattice is not None:
+            self._apply_lattice()
         for name, n in (("x_range", self.n_x), ("y_range", self.n_y)):
             _check_resolvable(name, getattr(self, name), n)
         if self.offset_every_step and self.phase_space != "offset_vs_lr":
             raise ValueError("offset_every_step: applies only to phase_space 'offset_vs_lr'; leave it False")
+
+    def _apply_lattice(self) -> None:
+        """Check ``lattice`` and set ``x_range``/``y_range`` to its exact first and last coordinates. A range that
+        disagrees with the lattice is refused rather than silently replaced: ``dataclasses.replace(spec,
+        resolution=...)`` keeps the lattice and would otherwise compute a different view."""
+        lat = self.lattice
+        if isinstance(lat, (str, bytes)) or not isinstance(lat, Sequence) or len(lat) != 7:
+            raise ValueError(f"lattice: must be (x_origin, x_step, y_origin, y_step, level, col0, row0) or none, "
+                             f"got {short_repr(lat)}")
+        reals = []
+        for name, v in zip(("x_origin", "x_step", "y_origin", "y_step"), lat[:4]):
+            ok = isinstance(v, (int, float, np.integer, np.floating)) and not isinstance(v, (bool, np.bool_))
+            if not (ok and math.isfinite(float(v))) or (name.endswith("step") and not float(v) > 0):
+                what = "a positive number" if name.endswith("step") else "a finite number"
+                raise ValueError(f"lattice: {name} must be {what}, got {short_repr(v)}")
+            reals.append(float(v))
+        ints = []
+        for name, v, n in zip(("level", "col0", "row0"), lat[4:], (None, self.n_x, self.n_y)):
+            if not _is_int(v):
+                raise ValueError(f"lattice: {name} must be an integer, got {short_repr(v)}")
+            v = int(v)
+            if n is None and not 0 <= v <= MAX_LATTICE_LEVEL:
+                raise ValueError(f"lattice: level must be an integer in [0, {MAX_LATTICE_LEVEL}], got {v}")
+            if n is not None and not (abs(v) + n <= MAX_LATTICE_INDEX):
+                raise ValueError(f"lattice: {name} must be within +-{MAX_LATTICE_INDEX - n}, got {v}")
+            ints.append(v)
+        object.__setattr__(self, "lattice", (*reals, *ints))
+        for name, values, step in (("x_range", self.x_values, reals[1]), ("y_range", self.y_values, reals[3])):
+            derived = (float(values[0]), float(values[-1]))
+            given = getattr(self, name)
+            tol = 1e-6 * step * 2.0 ** -ints[0]
+            if any(not abs(g - d) <= tol for g, d in zip(given, derived)):
+                raise ValueError(f"{name}: ({given[0]!r}, {given[1]!r}) is not the lattice's view ({derived[0]!r}, "
+                                 f"{derived[1]!r}); give both consistently (views.view_spec does) or lattice none")
+            object.__setattr__(self, name, derived)
 
     @property
     def n_samples(self) -> int:
@@ -154,13 +208,18 @@ class GridSpec(SpecMixin):
 
     @property
     def x_values(self) -> np.ndarray:
-        """The pixels' x coordinates (log10 units): ``numpy.linspace(x0, x1, n_x)``, in float64."""
-        return np.linspace(self.x_range[0], self.x_range[1], self.n_x)
+        """The pixels' x coordinates (log10 units), in float64: ``numpy.linspace(x0, x1, n_x)``, or on the
+        ``lattice`` ``x_origin + ((col0 + j) * x_step) * 2**-level`` (in this order, so the bits are exact)."""
+        if self.lattice is None:
+            return np.linspace(self.x_range[0], self.x_range[1], self.n_x)
+        return lattice_values(self.lattice[0], self.lattice[1], self.lattice[4], self.lattice[5], self.n_x)
 
     @property
     def y_values(self) -> np.ndarray:
-        """The pixels' y coordinates (log10 units): ``numpy.linspace(y0, y1, n_y)``, in float64."""
-        return np.linspace(self.y_range[0], self.y_range[1], self.n_y)
+        """The pixels' y coordinates (log10 units), in float64; see :attr:`x_values`."""
+        if self.lattice is None:
+            return np.linspace(self.y_range[0], self.y_range[1], self.n_y)
+        return lattice_values(self.lattice[2], self.lattice[3], self.lattice[4], self.lattice[6], self.n_y)
 
     def tiles(self, tile_size: int | tuple[int, int] = 32) -> list["GridTile"]:
         """The grid cut into independent tiles of at most ``tile_size`` pixels a side (row-major order); pixel
@@ -173,6 +232,13 @@ class GridSpec(SpecMixin):
             for r in range(0, self.n_y, th)
             for c in range(0, self.n_x, tw)
         ]
+
+
+def lattice_values(origin: float, step: float, level: int, first: int, n: int) -> np.ndarray:
+    """``origin + ((first + j) * step) * 2**-level`` for j < n, in float64 and in exactly this order: scaling by a
+    power of two is exact, so index i on level L and index 2i on level L + 1 give the same bits."""
+    index = np.arange(n, dtype=np.int64) + np.int64(first)
+    return origin + (index * np.float64(step)) * (2.0 ** -int(level))
 
 
 def _check_resolvable(name: str, value: tuple[float, float], n: int) -> None:

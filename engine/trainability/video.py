@@ -28,7 +28,7 @@ from engine.trainability.colours import colorize, equalized_values
 from engine.trainability.grid import run_grid
 from engine.trainability.spec import AXIS_LIMIT, GridSpec, _check_resolvable
 from engine.trainability.views import (View, check_view, interpolate_view, keyframe_views, levels_between,
-                                       promote_dtype, same_view, view_of)
+                                       same_view, view_of, view_spec)
 
 FORMATS = ("mp4", "gif")  # the registry of output formats a page can offer
 MAX_LEVELS = 40  # factor-2 levels in one video; 2^40 is far below float64 resolution of a range anyway
@@ -37,6 +37,7 @@ MAX_PATH = 1000  # views in a zoom path (repeats included); 40 levels need at mo
 MAX_UPSCALE = 16  # frame pixels per keyframe pixel: 32-px keyframes up to 512 px
 MAX_FRAME_SIDE = 4096  # pixels per frame side (1024-px keyframes x 4, the largest frame before upscale grew)
 PREVIEW = "preview.png"
+_GRID_FIELDS = frozenset(f.name for f in dataclasses.fields(GridSpec))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -128,12 +129,22 @@ class VideoSpec(SpecMixin):
         """(width, height) of a frame in pixels."""
         return (self.resolution[0] * int(self.upscale), self.resolution[1] * int(self.upscale))
 
+    def root_grid(self) -> GridSpec:
+        """The zoom's outermost view at the keyframe resolution: the root whose pixel lattice the keyframes lie
+        on (``views.view_spec``), as the explorer's zoom levels lie on their root's."""
+        root = self.waypoints()[0]
+        changes: dict = dict(x_range=(root[0], root[1]), y_range=(root[2], root[3]),
+                             resolution=tuple(self.resolution))
+        if "lattice" in _GRID_FIELDS:  # the current view's own lattice would contradict the new ranges
+            changes["lattice"] = None
+        return dataclasses.replace(self.grid, **changes)
+
     def keyframe_grid(self, view: View) -> GridSpec:
         """The GridSpec that computes one keyframe: the same physics at the keyframe's view and resolution, in
-        float64 where float32 cannot resolve that view (the explorer's rule)."""
-        spec = dataclasses.replace(self.grid, x_range=(view[0], view[1]), y_range=(view[2], view[3]),
-                                   resolution=tuple(self.resolution))
-        return promote_dtype(spec)[0]
+        float64 where float32 cannot resolve that view (the explorer's rule). It is built like an explorer
+        level (``views.view_spec`` on the root view), so a keyframe the explorer already computed at this
+        resolution has the same store key and is taken from the store instead of trained again."""
+        return view_spec(self.root_grid(), view)[0]
 
 
 def _sides(size: Sequence[int]) -> str:
@@ -338,15 +349,58 @@ def write_gif(path: Path, frames: Sequence[np.ndarray], fps: int) -> None:
                    optimize=False, disposal=1)
 
 
-def run_to_dir(spec: VideoSpec, out_dir: Path, progress: Callable | None = None, cancel=None) -> None:
+class _KeyframeSource:
+    """The video's own finished keyframes, then ``sources``, as one ``GridSource``: a keyframe on the root's
+    lattice shares pixels with the keyframe before it (a quarter, for a 2x zoom snapped to even indices) and
+    with stored grids, and trains only the rest."""
+
+    def __init__(self, sources=None):
+        self.sources = sources
+        self.done: list[tuple[GridSpec, np.ndarray, np.ndarray]] = []  # (grid, measure, computed exactly)
+
+    def similar(self, spec: GridSpec):
+        yield from reversed(self.done)
+        if self.sources is not None:
+            yield from self.sources.similar(spec)
+
+    def exact(self, spec: GridSpec) -> np.ndarray | None:
+        for grid, measure, _ in self.done:
+            if grid == spec:
+                return measure
+        return self.sources.exact(spec) if self.sources is not None else None
+
+
+def _stored_measure(measure, spec: GridSpec) -> np.ndarray | None:
+    """A stored keyframe's measure as float64, or None when it does not fit ``spec`` (then it is computed)."""
+    if measure is None:
+        return None
+    measure = np.asarray(measure)
+    if measure.shape != spec.shape or measure.dtype.kind != "f" or not np.all(np.isfinite(measure)):
+        return None
+    return measure.astype(np.float64)
+
+
+def run_to_dir(spec: VideoSpec, out_dir: Path, progress: Callable | None = None, cancel=None, *, sources=None,
+               scheduler: str | None = None) -> None:
     """Compute the keyframes with ``run_grid``, compose the frames, write the video files into ``out_dir``.
 
-    Progress: 90% for the keyframes (each grid's own progress folded in), the rest for frames and encoding;
-    an info dict ``{"stage", "keyframe", "keyframes"}`` marks each finished keyframe.
+    ``sources`` (a ``GridSource``, e.g. the job runner's stored grids): a keyframe whose grid is already stored
+    under its own key is taken from there, bit for bit what training it would give, instead of trained again;
+    pixels that coincide with a stored grid's or an earlier keyframe's are taken too (``reuse.known_pixels``).
+    ``views.json`` says how many keyframes and pixels were reused. ``scheduler``: where the keyframe grids run
+    (a Dask scheduler address; None = ``$FRACTAL_LAB_DASK_SCHEDULER``, unset: this machine).
+    Progress: 90% for the keyframes (each grid's own progress folded in; a reused keyframe counts as done), the
+    rest for frames and encoding; an info dict ``{"stage", "keyframe", "keyframes", "reused"}`` marks each
+    finished keyframe.
     """
+    from engine.trainability.cluster import scheduler_address
+    from engine.trainability.reuse import known_pixels
+
     out_dir = Path(out_dir)
     views = spec.keyframes()
     n_key = len(views)
+    address = scheduler_address(scheduler)
+    source = _KeyframeSource(sources)
 
     def report(fraction: float, info: dict | None = None) -> None:
         if progress is not None:
@@ -358,19 +412,35 @@ def run_to_dir(spec: VideoSpec, out_dir: Path, progress: Callable | None = None,
 
     images: list[np.ndarray] = []
     done: dict[View, np.ndarray] = {}
+    reused = reused_pixels = 0
     for k, view in enumerate(views):
         check()
+        taken = False
         if view in done:  # a path that revisits a view reuses its keyframe
             images.append(done[view])
         else:
             def grid_progress(f, *_, k=k):
                 report(0.9 * (k + float(f)) / n_key)
 
-            result = run_grid(spec.keyframe_grid(view), progress=grid_progress, cancel=cancel)
-            measure = np.asarray(result.measure, dtype=np.float64)
+            grid = spec.keyframe_grid(view)
+            measure = _stored_measure(sources.exact(grid), grid) if sources is not None else None
+            if measure is not None:
+                taken = True
+                reused += 1
+                reused_pixels += measure.size
+                # a stored refined grid's inferred pixels are not known exactly: lend none of them onwards
+                computed = np.full(measure.shape, grid.refine == "exact")
+            else:
+                known, mask = known_pixels(grid, source)
+                result = run_grid(grid, progress=grid_progress, cancel=cancel, scheduler=address,
+                                  known=(known, mask) if mask.any() else None)
+                measure = np.asarray(result.measure, dtype=np.float64)
+                computed = np.asarray(result.computed, dtype=bool)
+                reused_pixels += int(result.reused)
+            source.done.append((grid, measure, computed))
             done[view] = measure
             images.append(measure)
-        report(0.9 * (k + 1) / n_key, {"stage": "keyframe", "keyframe": k + 1, "keyframes": n_key})
+        report(0.9 * (k + 1) / n_key, {"stage": "keyframe", "keyframe": k + 1, "keyframes": n_key, "reused": taken})
 
     frames = make_frames(images, views, int(spec.frames_per_level), (spec.resolution[1], spec.resolution[0]),
                          cancel=cancel, upscale=int(spec.upscale))
@@ -389,9 +459,21 @@ def run_to_dir(spec: VideoSpec, out_dir: Path, progress: Callable | None = None,
     (out_dir / "views.json").write_text(json.dumps({
         "keyframes": [list(v) for v in views], "frames": len(frames), "frames_per_level": spec.frames_per_level,
         "fps": spec.fps, "frame_size": list(spec.frame_size), "keyframe_size": list(spec.resolution),
-        "upscale": int(spec.upscale), "resampling": "nearest", "zoom_out": spec.zoom_out}, indent=2))
+        "upscale": int(spec.upscale), "resampling": "nearest", "zoom_out": spec.zoom_out,
+        "reused_keyframes": reused, "computed_keyframes": len(done) - reused, "reused_pixels": reused_pixels,
+        "pixels": sum(m.size for m in done.values())}, indent=2))  # not where it ran: the same video anywhere
     (out_dir / "spec.json").write_text(spec.to_json(indent=2))
-    report(1.0, {"stage": "done", "frames": len(frames)})
+    report(1.0, {"stage": "done", "frames": len(frames), "reused_keyframes": reused})
+
+
+def reused_keyframes(result_dir: Path) -> int | None:
+    """How many keyframes of a finished video were taken from the store (None for videos made before this was
+    recorded, or a folder without a readable ``views.json``)."""
+    try:
+        value = json.loads((Path(result_dir) / "views.json").read_text()).get("reused_keyframes")
+    except (OSError, ValueError, AttributeError):
+        return None
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
 
 
 def video_files(result_dir: Path) -> dict[str, bytes]:

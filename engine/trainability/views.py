@@ -10,8 +10,10 @@ import dataclasses
 import math
 from collections.abc import Sequence
 
+import numpy as np
+
 from engine.trainability.cost import float32_resolves
-from engine.trainability.spec import GridSpec
+from engine.trainability.spec import MAX_LATTICE_INDEX, MAX_LATTICE_LEVEL, GridSpec, lattice_values
 
 View = tuple[float, float, float, float]
 
@@ -40,9 +42,10 @@ def same_view(a: Sequence[float], b: Sequence[float]) -> bool:
 
 
 def with_view(spec: GridSpec, view: Sequence[float]) -> GridSpec:
-    """``spec`` moved to ``view`` (a ``ValueError`` from the spec if the view cannot be computed there)."""
+    """``spec`` moved to ``view`` (a ``ValueError`` from the spec if the view cannot be computed there), with
+    linspace coordinates (no lattice; :func:`view_spec` finds one)."""
     return dataclasses.replace(spec, x_range=(float(view[0]), float(view[1])),
-                               y_range=(float(view[2]), float(view[3])))
+                               y_range=(float(view[2]), float(view[3])), lattice=None)
 
 
 def promote_dtype(spec: GridSpec) -> tuple[GridSpec, bool]:
@@ -54,8 +57,100 @@ def promote_dtype(spec: GridSpec) -> tuple[GridSpec, bool]:
 
 
 def view_spec(spec: GridSpec, view: Sequence[float] | None = None) -> tuple[GridSpec, bool]:
-    """The spec that computes ``view`` (default: ``spec``'s own) with :func:`promote_dtype` applied."""
-    return promote_dtype(spec if view is None else with_view(spec, view))
+    """The spec that computes ``view`` (default: ``spec``'s own) with :func:`promote_dtype` applied.
+
+    ``spec``'s view and resolution are the zoom path's root (or, when ``spec`` has a lattice, that lattice's
+    root). A ``view`` lying on the root's pixel lattice at a level L >= 1 (2**L times narrower, its corners on
+    lattice points) gets a spec WITH that ``lattice``, so its pixels share bits with every other view on it;
+    any other view gets linspace coordinates as before."""
+    if view is None:
+        return promote_dtype(spec)
+    lattice = find_lattice(spec, view)
+    if lattice is None:
+        return promote_dtype(with_view(spec, view))
+    return promote_dtype(lattice_spec(spec, lattice))
+
+
+def _root_axes(spec: GridSpec) -> tuple[tuple[float, float, float], tuple[float, float, float]]:
+    """Per axis ``(origin, step, width)`` of the root view behind ``spec``: its lattice's level 0, or its view."""
+    if spec.lattice is not None:
+        xo, xs, yo, ys = spec.lattice[:4]
+        return (xo, xs, xs * (spec.n_x - 1)), (yo, ys, ys * (spec.n_y - 1))
+    (x0, x1), (y0, y1) = spec.x_range, spec.y_range
+    return (x0, (x1 - x0) / (spec.n_x - 1), x1 - x0), (y0, (y1 - y0) / (spec.n_y - 1), y1 - y0)
+
+
+def _on_lattice(lo: float, hi: float, origin: float, step: float, level: int, n: int) -> int | None:
+    """The index of ``lo`` on the level's lattice when ``lo`` and ``hi`` are lattice points ``n - 1`` apart
+    (within 1e-6 of a step, or two units in the last place where that is coarser); else None."""
+    fine = step * 2.0 ** -level
+    index = round((lo - origin) / fine)
+    if abs(index) + n > MAX_LATTICE_INDEX:
+        return None
+    a, b = lattice_values(origin, step, level, index, n)[[0, -1]]
+    tol = max(1e-6 * fine, 2.0 * float(np.spacing(max(abs(lo), abs(hi)))))
+    if tol >= 0.25 * fine:
+        return None
+    return index if abs(a - lo) <= tol and abs(b - hi) <= tol else None
+
+
+def find_lattice(spec: GridSpec, view: Sequence[float]):
+    """The ``lattice`` of ``view`` on the root lattice behind ``spec`` at a level >= 1, or None."""
+    x0, x1, y0, y1 = check_view("view", view)
+    (xo, xs, xw), (yo, ys, yw) = _root_axes(spec)
+    levels = {round(math.log2(xw / (x1 - x0))), round(math.log2(yw / (y1 - y0)))}
+    if len(levels) != 1:
+        return None
+    level = levels.pop()
+    if not 1 <= level <= MAX_LATTICE_LEVEL:
+        return None
+    col0 = _on_lattice(x0, x1, xo, xs, level, spec.n_x)
+    row0 = _on_lattice(y0, y1, yo, ys, level, spec.n_y)
+    if col0 is None or row0 is None:
+        return None
+    return (xo, xs, yo, ys, level, col0, row0)
+
+
+def lattice_spec(spec: GridSpec, lattice) -> GridSpec:
+    """``spec`` moved onto ``lattice`` (its ranges set to the lattice's exact first and last coordinates)."""
+    xo, xs, yo, ys, level, col0, row0 = lattice
+    xv = lattice_values(xo, xs, level, col0, spec.n_x)
+    yv = lattice_values(yo, ys, level, row0, spec.n_y)
+    return dataclasses.replace(spec, x_range=(float(xv[0]), float(xv[-1])), y_range=(float(yv[0]), float(yv[-1])),
+                               lattice=tuple(lattice))
+
+
+def snapped_zoom(root_view: Sequence[float], resolution, view: Sequence[float], x: float, y: float,
+                 factor: float) -> View:
+    """The view ``factor`` times narrower about ``(x, y)`` (see :func:`zoom_view`), snapped to the pixel lattice
+    of ``root_view`` at ``resolution`` when ``factor`` is a power of two >= 2 and ``view`` is 2**L times narrower
+    than the root: the new view's first pixel sits on a lattice index that is a multiple of ``factor`` (so
+    even), and every ``factor``-th column and row is a pixel of the lattice one zoom out: a 2x click reuses a
+    quarter of its pixels bit for bit. Any other case: plain :func:`zoom_view`."""
+    plain = zoom_view(view, x, y, factor)
+    k = math.log2(factor) if factor > 0 else 0.0
+    if not (factor >= 2 and k == int(k)):
+        return plain
+    n_x, n_y = (resolution, resolution) if isinstance(resolution, (int, np.integer)) else resolution
+    rx0, rx1, ry0, ry1 = check_view("root_view", root_view)
+    vx0, vx1, vy0, vy1 = check_view("view", view)
+    parent = {math.log2((rx1 - rx0) / (vx1 - vx0)), math.log2((ry1 - ry0) / (vy1 - vy0))}
+    levels = {round(p) for p in parent}
+    if len(levels) != 1 or any(abs(p - round(p)) > 1e-3 for p in parent):
+        return plain
+    level = levels.pop() + int(k)
+    if not 1 <= level <= MAX_LATTICE_LEVEL:
+        return plain
+    m = int(factor)
+    corners = []
+    for lo, hi, n, c in ((rx0, rx1, n_x, x), (ry0, ry1, n_y, y)):
+        step = (hi - lo) / (n - 1)
+        first = (c - lo) / (step * 2.0 ** -level) - (n - 1) / 2
+        index = m * round(first / m)
+        if abs(index) + n > MAX_LATTICE_INDEX:
+            return plain
+        corners.extend(float(v) for v in lattice_values(lo, step, level, index, n)[[0, -1]])
+    return (corners[0], corners[1], corners[2], corners[3])
 
 
 def preview_spec(spec: GridSpec, side: int = PREVIEW_SIDE) -> GridSpec | None:
@@ -65,7 +160,8 @@ def preview_spec(spec: GridSpec, side: int = PREVIEW_SIDE) -> GridSpec | None:
     if max(nx, ny) <= side:
         return None
     scale = side / max(nx, ny)
-    return dataclasses.replace(spec, resolution=(max(2, round(nx * scale)), max(2, round(ny * scale))))
+    return dataclasses.replace(spec, resolution=(max(2, round(nx * scale)), max(2, round(ny * scale))),
+                               lattice=None)
 
 
 def zoom_view(view: Sequence[float], x: float, y: float, factor: float) -> View:

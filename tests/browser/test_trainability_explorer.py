@@ -13,12 +13,13 @@ import time
 from pathlib import Path
 from urllib.parse import parse_qs, urlencode, urlparse
 
+import numpy as np
 import pytest
 
 import runs
 from cache import default_store
 from engine import trainability as tr
-from engine.trainability.views import zoom_view
+from engine.trainability.views import view_spec, zoom_view
 from ui.heatmap import coordinate_decimals, format_coordinate
 from ui.state import decode_query_value
 from ui.trainability.link import EXPLORER_URL_PATH, grid_view_query
@@ -107,11 +108,18 @@ def test_click_zooms_by_the_factor_around_the_clicked_point(page):
     # the factor: both axes exactly 2x narrower
     assert (nx1 - nx0) == pytest.approx((x1 - x0) / 2, rel=1e-9)
     assert (ny1 - ny0) == pytest.approx((y1 - y0) / 2, rel=1e-9)
-    # around the clicked point: the new centre is the click, up to one cell of the 64-point click overlay
+    # around the clicked point: the new centre is the click, up to one cell of the 64-point click overlay and the
+    # snap to the full range's pixel lattice (at most one pixel of the new level; issue 15: a 2x click reuses a
+    # quarter of its pixels, so its pixels lie on the parent's lattice)
     cx, cy = x0 + fx * (x1 - x0), y1 - fy * (y1 - y0)
     cell_x, cell_y = (x1 - x0) / 63, (y1 - y0) / 63
-    assert abs((nx0 + nx1) / 2 - cx) <= 1.01 * cell_x
-    assert abs((ny0 + ny1) / 2 - cy) <= 1.01 * cell_y
+    step_x, step_y = (nx1 - nx0) / 23, (ny1 - ny0) / 23
+    assert abs((nx0 + nx1) / 2 - cx) <= 1.01 * (cell_x + step_x)
+    assert abs((ny0 + ny1) / 2 - cy) <= 1.01 * (cell_y + step_y)
+    child = view_spec(_spec(), (nx0, nx1, ny0, ny1))[0]
+    assert child.lattice is not None  # on the lattice: every other pixel is one of level 0's
+    parent = _spec()
+    assert np.isin(child.x_values, parent.x_values).sum() == 12 and np.isin(child.y_values, parent.y_values).sum() == 12
     # the new level is computed and drawn, with its own coordinates in the caption
     page.get_by_text("Level 1 — x ∈").first.wait_for(state="visible", timeout=60_000)
     _wait_map(page)
@@ -169,17 +177,13 @@ def test_reload_mid_job_finds_the_job(page):
     job_id = default_store().key("grid", spec)
     _open(page, spec)
     page.wait_for_selector("[data-testid='stProgress']", timeout=60_000)
-    # the full-resolution job is submitted once the 32x32 preview is done
-    deadline = time.time() + 180
-    while runs.status(job_id) is None and time.time() < deadline:
-        time.sleep(0.5)
-    status = runs.status(job_id)
+    status = runs.status(job_id)  # the view's one job exists as soon as the page drew its progress
     assert status is not None and status.state in ("queued", "running"), status
     _shot(page, "explorer-running")
     page.reload()
     wait_for_app(page)
     page.wait_for_selector("[data-testid='stProgress']", timeout=30_000)
-    page.get_by_text("Full resolution").first.wait_for(state="visible", timeout=30_000)
+    page.get_by_text("This view (96 × 96)").first.wait_for(state="visible", timeout=30_000)
     after = runs.status(job_id)
     assert after.state in ("queued", "running", "done"), after
     assert after.created == status.created  # the same job, not a second one

@@ -1,5 +1,5 @@
-"""How the Trainability Explorer reacts to the user (issue 13): the preview strictly before the full resolution,
-one selection event = one zoom level, no compute above the cost limit without a click, a resolution change stops
+"""How the Trainability Explorer reacts to the user (issues 13 and 15): one job per view (no preview job beside
+it), one selection event = one zoom level, no compute above the cost limit without a click, a resolution change stops
 the jobs it replaces, "Zoom out" keeps the zoom path, the paper's estimator says "—" when it means nothing, and
 Material icons instead of emoji. Grids are tiny so real jobs finish in seconds on a shared 2-core machine.
 """
@@ -18,7 +18,7 @@ from cache import default_store
 from engine import trainability as tr
 from engine.trainability import cost
 from engine.trainability.dimension import box_counting_dimension
-from engine.trainability.views import preview_spec, zoom_view
+from engine.trainability.views import zoom_view
 from tests.pages.conftest import open_page
 from ui.trainability.dimension import PAPER_MIN_BOXES, paper_problem
 from ui.trainability.link import grid_view_query
@@ -51,14 +51,18 @@ def _texts(at: AppTest) -> str:
     return "\n".join(str(p) for p in parts)
 
 
-# ------------------------------------------------------------------------------- the preview comes first
+# ------------------------------------------------------------------------------- one job per view
+
+
+def _grid_jobs() -> set[str]:
+    return {s.id for s in runs.list_jobs() if s.kind == "grid"}
 
 
 @pytest.mark.parametrize("costly", [False, True])
-def test_compute_button_submits_the_full_view_only_after_the_preview(costly, monkeypatch):
-    """"Compute this view" on a view with a preview: the full-resolution job is not submitted while the preview
-    job is not done (it used to start 0.02 s after the preview, and the two shared the 2 cores). A view above the
-    cost limit (``costly``) follows the click the same way: the click's consent outlives the preview."""
+def test_compute_button_submits_one_job_for_the_view(costly, monkeypatch):
+    """"Compute this view" on a 48 x 48 view (which used to get a 32 x 32 preview job first): exactly one grid job
+    is submitted, the view's own, and the page draws its result when it is done. A view above the cost limit
+    (``costly``) follows the click the same way."""
     if costly:
         monkeypatch.setattr(cost, "AUTO_COMPUTE_LIMIT_S", 0.0)
     at = open_page(PAGE_FILE).run()
@@ -66,23 +70,17 @@ def test_compute_button_submits_the_full_view_only_after_the_preview(costly, mon
     at.number_input(key="tx_f_steps").set_value(40)
     at.number_input(key="tx_f_seed").set_value(11 + costly)
     at.button(key="tx_apply").click().run()
-    fine = _tiny(res=48, seed=11 + costly)
-    coarse = preview_spec(fine)
-    assert coarse is not None and runs.status(_key(fine)) is None and runs.status(_key(coarse)) is None
+    spec = _tiny(res=48, seed=11 + costly)
+    before = _grid_jobs()
+    assert runs.status(_key(spec)) is None
     at.button(key="tx_compute").click().run()
     assert not at.exception, at.exception
-    c, f = runs.status(_key(coarse)), runs.status(_key(fine))
-    assert c is not None, "Compute starts the preview"
-    assert f is None or (c.state == "done" and f.created >= c.finished), (c, f)
-    c = runs.wait(c.id, timeout=120)
-    assert c.state == "done", c
-    f = runs.status(_key(fine))
-    assert f is None or f.created >= c.finished, (c, f)
-    at.run()  # the live panel reruns the page when the preview finishes: the full view starts now
+    assert _grid_jobs() - before == {_key(spec)}, "one job, the view's own"
+    assert runs.wait(_key(spec), timeout=120).state == "done"
+    at.run()
     assert not at.exception, at.exception
-    f = runs.status(_key(fine))
-    assert f is not None and f.created >= c.finished, (c, f)
-    assert runs.wait(f.id, timeout=120).state == "done"
+    assert _grid_jobs() - before == {_key(spec)}, "and no second job after it"
+    assert any(m.label.startswith("Converged fraction") for m in at.metric)
 
 
 # ------------------------------------------------------------------------------- one selection, one level
@@ -133,7 +131,8 @@ def test_preset_and_link_never_start_above_the_cost_limit(monkeypatch):
     at.selectbox(key="tx_preset").set_value("relu").run()
     assert not at.exception, at.exception
     relu = tr.PRESETS["relu"].spec
-    assert runs.status(_key(relu)) is None and runs.status(_key(preview_spec(relu))) is None
+    assert runs.status(_key(relu)) is None and not any(s.spec.get("activation") == "relu"
+                                                       for s in runs.list_jobs() if s.kind == "grid")
     assert "was not started" in _texts(at)
     at = _open(_tiny(seed=14))  # a link above the limit
     assert runs.status(_key(_tiny(seed=14))) is None
@@ -143,20 +142,24 @@ def test_preset_and_link_never_start_above_the_cost_limit(monkeypatch):
 
 
 def test_changing_the_resolution_stops_the_replaced_jobs():
-    """The preview of a costly view is running; another resolution replaces the view: its running job stops,
-    except the 32 x 32 preview that the new resolution shares."""
+    """A costly view's one job is running; another resolution replaces the view: that job stops (no other job of
+    the old view is left running) and the new view's job starts."""
     spec = _tiny(res=64, steps=5000, seed=12)
-    coarse = preview_spec(spec)
     at = _open(spec)
-    c = runs.status(_key(coarse))
-    assert c is not None and c.active, c
-    at.selectbox(key="tx_res").set_value((48, 48)).run()  # same 32 x 32 preview: it keeps running
+    job = runs.status(_key(spec))
+    assert job is not None and job.active, job
+    at.selectbox(key="tx_res").set_value((48, 48)).run()
     assert not at.exception, at.exception
-    assert runs.status(_key(coarse)).active
-    at.selectbox(key="tx_res").set_value((24, 24)).run()  # no preview at 24 px: the 32 x 32 job is unwanted
+    assert runs.wait(_key(spec), timeout=60).state == "cancelled"
+    new = runs.status(_key(dataclasses.replace(spec, resolution=(48, 48))))
+    assert new is not None and new.active, new  # the new view computes
+    at.selectbox(key="tx_res").set_value((24, 24)).run()
     assert not at.exception, at.exception
-    assert runs.wait(_key(coarse), timeout=60).state == "cancelled"
-    assert runs.status(_key(dataclasses.replace(spec, resolution=(24, 24)))) is not None  # the new view computes
+    assert runs.wait(new.id, timeout=60).state == "cancelled"
+    small = _key(dataclasses.replace(spec, resolution=(24, 24)))
+    assert runs.status(small) is not None
+    others = [s.id for s in runs.list_jobs() if s.kind == "grid" and s.active and (s.spec or {}).get("seed") == 12]
+    assert set(others) <= {small}, others  # of the three views, only the current one may still compute
 
 
 # ------------------------------------------------------------------------------- zoom path, dimension, icons

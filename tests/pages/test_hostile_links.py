@@ -18,8 +18,8 @@ from tests.pages.conftest import open_page
 import runs
 from cache import default_store
 from engine.trainability import PRESETS, GridSpec, cost
-from engine.trainability.views import preview_spec
 from ui.format import format_duration
+from ui.trainability import compute
 
 EXPLORER = "pages/1_Trainability_Explorer.py"
 FRACTALNET = "pages/2_FractalNet_Lab.py"
@@ -69,9 +69,10 @@ def test_the_auto_compute_limit_is_a_256px_500_step_tanh_float64_grid():
 
 def test_an_expensive_link_starts_nothing_and_shows_the_estimate():
     at = _open(EXPLORER, resolution="8192,8192", steps="100000", width="256")
-    assert runs.list_jobs() == []  # neither the preview nor the full view was submitted
+    assert runs.list_jobs() == []  # the view's job was not submitted
     spec = GridSpec(activation="tanh", resolution=(8192, 8192), steps=100_000, width=256)
-    seconds = cost.estimate_seconds(spec) + cost.estimate_seconds(preview_spec(spec))
+    seconds = compute.estimate(spec)  # the one job's cost, at this store's measured speed when there is one
+    assert seconds == pytest.approx(cost.estimate_seconds(spec))  # a fresh store has measured nothing yet
     text = _texts(at)
     assert "not started" in text and format_duration(seconds) in text, text
     assert at.button(key="tx_compute_view")  # a Compute button beside the estimate
@@ -85,9 +86,8 @@ def test_pressing_compute_on_an_expensive_link_starts_it(store):
     at.button(key="tx_compute_view").click().run()
     assert not at.exception, at.exception
     spec = GridSpec(activation="tanh", resolution=(64, 64), steps=2000, width=256)
-    # the preview starts at once; the full view follows it once it is done (issue 13: preview strictly first;
-    # tests/pages/test_explorer_interaction.py waits for that on a cheaper view)
-    assert {s.id for s in runs.list_jobs()} == {store.key("grid", preview_spec(spec))}
+    # one job, the view's own, starts at once (issue 15: the map sharpens in that job, no preview job first)
+    assert {s.id for s in runs.list_jobs()} == {store.key("grid", spec)}
     assert at.session_state["tx"]["confirmed"] == store.key("grid", spec)
 
 

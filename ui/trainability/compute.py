@@ -1,5 +1,6 @@
-"""The jobs behind the map: a quick preview, then the full resolution, each a background job found again by its
-spec (job id = store key), so a reload or a second tab picks up the same work; and their results, read once.
+"""The job behind the map: ONE grid job per view, found again by its spec (job id = store key), so a reload or a
+second tab picks up the same work; while it runs the map draws its live snapshot (coarse first, sharper after
+every refinement pass, see ``ui/trainability/progressive.py``), and when it is done its stored result.
 
 A view starts on its own (opened from a link, a preset or a zoom) only when it costs less than the engine's
 ``AUTO_COMPUTE_LIMIT_S``; a costlier one waits for "Compute", so a URL cannot occupy the server for years. A stored
@@ -17,42 +18,50 @@ import runs
 from cache import default_store
 from engine.trainability import GridSpec, results
 from engine.trainability.cost import auto_compute_ok, estimate_seconds
-from engine.trainability.views import preview_spec
 from ui.damaged import READ_ERRORS
+from ui.format import LIVE_STATES
 from ui.trainability import session
-
 
 @dataclass
 class ViewJobs:
-    """The current view's jobs and what the map shows: the full resolution when done, else the preview."""
+    """The current view's job and what the map shows: the stored result once the job is done."""
 
     spec: GridSpec  # the view's spec, float64 where float32 cannot resolve it
     raised: bool  # float32 was raised to float64
-    fine_id: str
-    fine: Any  # runs.JobStatus | None
-    coarse_id: str | None
-    coarse: Any
-    shown_id: str | None = None
+    job_id: str
+    job: Any  # runs.JobStatus | None
     shown: results.GridFiles | None = None
     shown_dir: str | None = None  # the shown result's folder: the key of caches of what is drawn from it
-    cost_s: float = 0.0  # estimated seconds of the preview and the full view together
+    cost_s: float = 0.0  # estimated seconds of the view's job
     held: bool = False  # the view would start on its own but costs too much: it waits for "Compute"
     damaged: tuple | None = None  # (job id, spec, error) of a stored result that cannot be read
+    options: dict | None = None  # where the job computes (e.g. {"scheduler": address}); not part of its key
 
     @property
-    def showing_preview(self) -> bool:
-        return self.shown is not None and self.shown_id != self.fine_id
+    def shown_id(self) -> str | None:
+        """The store key of the shown result (the view's own job: there is no other)."""
+        return self.job_id if self.shown is not None else None
 
-    def live(self) -> list[tuple[Any, str]]:
-        """(status, title) of the jobs worth a progress panel (the preview only until the full view is done)."""
-        fine_done = self.fine is not None and self.fine.state == "done"
-        return [(s, t) for s, t in ((None if fine_done else self.coarse, "Preview"), (self.fine, "Full resolution"))
-                if s is not None]
+    @property
+    def running(self) -> bool:
+        """The job is queued or running: the map shows its live snapshot."""
+        return self.job is not None and self.job.state in LIVE_STATES
 
 
 def grid_id(spec: GridSpec) -> str:
     """The job id (= store key) of the grid job for ``spec``."""
     return default_store().key("grid", spec)
+
+
+def estimate(spec: GridSpec) -> float:
+    """Seconds ``spec`` takes here: at this machine's measured speed when a grid of its dtype was timed, else at
+    the cost model's reference speed."""
+    return estimate_seconds(spec, rate=runs.rates.measured(spec.dtype))
+
+
+def submit(kind: str, spec, options: dict | None = None) -> str:
+    """``runs.submit`` with the compute options (where to run), which never change the job's key."""
+    return runs.submit(kind, spec, options=options or None)
 
 
 @st.cache_data(max_entries=64, show_spinner=False)
@@ -74,61 +83,43 @@ def request_compute() -> None:
 
 
 def view_job_ids(state: dict) -> set[str]:
-    """The ids of the current view's jobs (full resolution and preview), whether started or not."""
-    spec, _ = session.view_spec(state)
-    coarse_spec = preview_spec(spec)
-    return {grid_id(spec)} | ({grid_id(coarse_spec)} if coarse_spec is not None else set())
+    """The id of the current view's job, whether started or not (a set, for :func:`cancel_replaced`)."""
+    return {grid_id(session.view_spec(state)[0])}
 
 
 def cancel_replaced(old_ids: set[str], state: dict) -> None:
     """Cancel the jobs of a view the user replaced (e.g. by another resolution) that are still queued or running,
-    unless the new view uses them too (a 32 x 32 preview is the same job at every resolution above it)."""
+    unless the new view uses them too."""
     for job_id in old_ids - view_job_ids(state):
         status = runs.status(job_id)
         if status is not None and status.active:
             runs.cancel(job_id)
 
 
-def view_jobs(state: dict) -> ViewJobs:
-    """Find (and, when the view should compute, start) the current view's preview and full-resolution jobs."""
+def view_jobs(state: dict, options: dict | str | None = None) -> ViewJobs:
+    """Find (and, when the view should compute, start) the current view's one grid job; ``options`` say where
+    it computes (the sidebar's "Compute on": a scheduler address, or the options themselves; None = here)."""
+    if isinstance(options, str):
+        options = {"scheduler": options}
+    options = options or None
     spec, raised = session.view_spec(state)
-    coarse_spec = preview_spec(spec)
-    fine_id = grid_id(spec)
-    coarse_id = grid_id(coarse_spec) if coarse_spec else None
-    fine, coarse = runs.status(fine_id), runs.status(coarse_id) if coarse_id else None
+    job_id = grid_id(spec)
+    job = runs.status(job_id)
     force = st.session_state.pop("tx_force", False)
-    if force:  # the user asked for this view: its full resolution follows the preview whatever it costs
-        state["confirmed"] = fine_id
-        if fine is not None and fine.state in ("failed", "cancelled"):
-            state["retry"] = fine_id  # computed again, once the preview is done
-    allowed = state.get("confirmed") == fine_id or auto_compute_ok(spec)
-    cost_s = estimate_seconds(spec) + (estimate_seconds(coarse_spec) if coarse_spec else 0.0)
-    held = state["autorun"] and not allowed and fine is None and coarse is None
-    if state["autorun"] and allowed:
-        fine_done = fine is not None and fine.state == "done"
-        if coarse_spec is not None and not fine_done and (coarse is None or force and coarse.terminal
-                                                          and coarse.state != "done"):
-            coarse_id = runs.submit("grid", coarse_spec)
-            coarse = runs.status(coarse_id)
-        # The full resolution waits for the preview, on every path ("Compute" too): on 2 cores the two would
-        # otherwise compete and the preview (the first picture within seconds) would arrive late. The progress
-        # fragment reruns the page when the preview finishes, which submits the full view. A cancelled preview
-        # starts nothing until Compute.
-        preview_pending = coarse is not None and coarse.state != "done"
-        retry = state.get("retry") == fine_id and fine is not None and fine.state in ("failed", "cancelled")
-        if not preview_pending and (fine is None or retry):
-            fine_id = runs.submit("grid", spec)
-            fine = runs.status(fine_id)
-            state.pop("retry", None)
-    jobs = ViewJobs(spec, raised, fine_id, fine, coarse_id, coarse, cost_s=cost_s, held=held)
-    for job_id, status, job_spec in ((fine_id, fine, spec), (coarse_id, coarse, coarse_spec)):
-        if status is not None and status.state == "done":
-            try:
-                rd = runs.result_dir(job_id)
-                if rd is not None:
-                    jobs.shown_id, jobs.shown, jobs.shown_dir = job_id, load_result(str(rd)), str(rd)
-                    break
-            except READ_ERRORS as exc:  # never fall back to the preview of a damaged full view
-                jobs.damaged = (job_id, job_spec, exc)
-                break
+    if force:  # the user asked for this view: it computes whatever it costs
+        state["confirmed"] = job_id
+    allowed = state.get("confirmed") == job_id or auto_compute_ok(spec)
+    held = state["autorun"] and not allowed and job is None
+    again = force and job is not None and job.state in ("failed", "cancelled")
+    if state["autorun"] and allowed and (job is None or again):
+        job_id = submit("grid", spec, options)
+        job = runs.status(job_id)
+    jobs = ViewJobs(spec, raised, job_id, job, cost_s=estimate(spec), held=held, options=options)
+    if job is not None and job.state == "done":
+        try:
+            rd = runs.result_dir(job_id)
+            if rd is not None:
+                jobs.shown, jobs.shown_dir = load_result(str(rd)), str(rd)
+        except READ_ERRORS as exc:
+            jobs.damaged = (job_id, spec, exc)
     return jobs

@@ -82,8 +82,6 @@ def dimension_section(state: dict, jobs: compute.ViewJobs) -> None:
         st.caption(f"Paper's estimator: — because {paper_why}.")
     if est.reason:
         st.caption(f"Note: {est.reason}")
-    if jobs.showing_preview:
-        st.caption("Measured on the coarse preview; it updates when the full resolution arrives.")
     if len(est.sizes):
         st.plotly_chart(_loglog_figure(est), key="tx_dim_plot", width="stretch")
     if published:

@@ -117,8 +117,7 @@ def _map_figure(state: dict, jobs: compute.ViewJobs, dpi: float) -> None:
     if not _checked("png", w, h, dpi):
         return
     spec, measure = shown.spec, shown.measure
-    note = f" (the preview; the full {jobs.spec.n_x} × {jobs.spec.n_y} is on its way)" if jobs.showing_preview else ""
-    st.caption(f"This view's {spec.n_x} × {spec.n_y} map{note}: PNG of {round(w * dpi)} × {round(h * dpi)} px.")
+    st.caption(f"This view's {spec.n_x} × {spec.n_y} map: PNG of {round(w * dpi)} × {round(h * dpi)} px.")
     stem = f"trainability-{state['preset']}-L{state['level']}-{spec.n_x}px-figure"
     _buttons(stem, lambda fmt: map_bytes(jobs.shown_id, spec, measure, fmt, w, h, dpi), "tx_fig_map", "Map")
 

@@ -1,12 +1,12 @@
-"""The map and the column beside it: the heatmap you click or box-select to zoom (a placeholder as tall as the
-map while a view computes), the converged fraction, the jobs' live progress and the downloads."""
+"""The map and the column beside it: the heatmap you click or box-select to zoom (while the view's job runs, its
+live snapshot sharpening pass by pass; a placeholder as tall as the map before the first pass), the converged
+fraction, the job's live progress and the downloads."""
 
 from __future__ import annotations
 
 import numpy as np
 import streamlit as st
 
-import runs
 from engine.trainability import PHASE_SPACES
 from engine.trainability.colours import SPECTRAL_COLORSCALE, equalized_values, legend_colours
 from engine.trainability.cost import AUTO_COMPUTE_LIMIT_S
@@ -15,7 +15,7 @@ from ui.downloads import download_row
 from ui.format import LIVE_STATES, format_duration
 from ui.heatmap import coordinate_decimals, format_coordinate, heatmap_figure
 from ui.jobs import live_job_fragment
-from ui.trainability import compute, navigation, pixel, session
+from ui.trainability import compute, navigation, pixel, progressive, session
 
 MAP_HEIGHT = 640
 # Plotly's own view buttons only enlarge pixels (and one is called "Zoom out", like the page's button): the map
@@ -50,7 +50,10 @@ def map_section(state: dict, jobs: compute.ViewJobs) -> None:
         damaged_notice(exc, key="tx_recompute", job_id=job_id, kind="grid", spec=spec)
         return
     if jobs.shown is None:
-        _placeholder(state, jobs)
+        if jobs.running:  # the job's live snapshot, redrawn as it sharpens
+            progressive.live_map(jobs, MAP_HEIGHT, lambda: _placeholder(state, jobs))
+        else:
+            _placeholder(state, jobs)
         return
     z, hover = _figure_payload(jobs.shown_dir)
     spec = jobs.shown.spec
@@ -68,6 +71,7 @@ def map_section(state: dict, jobs: compute.ViewJobs) -> None:
     fig.update_yaxes(fixedrange=True)
     if state["mode"] == "box":
         fig.update_layout(dragmode="select")
+    progressive.veil(fig, jobs.shown)
     chart_key = session.map_key(state)  # a new key per view: the new view starts with an empty selection
     st.plotly_chart(fig, key=chart_key, on_select=lambda: navigation.on_map_select(chart_key),
                     selection_mode=("points", "box"), width="stretch",
@@ -75,13 +79,12 @@ def map_section(state: dict, jobs: compute.ViewJobs) -> None:
                             "modeBarButtonsToRemove": MODEBAR_REMOVE})
     if state["mode"] == "box":
         st.caption("Drag a box on the map: it becomes the next view, recomputed. Clicks do nothing in this mode.")
-    if jobs.showing_preview:
-        st.caption(f"Preview at {spec.n_x} × {spec.n_y}; refining to {jobs.spec.n_x} × {jobs.spec.n_y}…")
+    progressive.result_section(jobs.shown)
 
 
 def _placeholder(state: dict, jobs: compute.ViewJobs) -> None:
     with st.container(height=MAP_HEIGHT, border=True):
-        states = {s.state for s in (jobs.fine, jobs.coarse) if s is not None}
+        states = {jobs.job.state} if jobs.job is not None else set()
         if jobs.held:
             st.warning(f"This view was not started: it would take about **{format_duration(jobs.cost_s)}** on "
                        f"this machine, more than the {format_duration(AUTO_COMPUTE_LIMIT_S)} that a link or a "
@@ -90,14 +93,14 @@ def _placeholder(state: dict, jobs: compute.ViewJobs) -> None:
                       type="primary", icon=":material/play_arrow:")
         elif not state["autorun"] and not states:
             st.info("Press **Compute this view** in the sidebar to train the grid of networks for this "
-                    "preset. A coarse preview appears within seconds, then the full resolution.",
+                    "preset. A coarse picture appears within seconds and sharpens as the job goes on.",
                     icon=":material/arrow_back:")
         elif states and not states & set(LIVE_STATES):
             st.warning("This view was not computed (the job failed or was cancelled: see the right-hand "
                        "panel). Press **Compute this view** to try again.", icon=":material/error:")
         else:
-            st.info("Computing this view… the preview appears as soon as it is ready (progress on the "
-                    "right).", icon=":material/hourglass_top:")
+            st.info("Computing this view… a coarse picture appears after the first pass and sharpens as the "
+                    "job goes on (progress on the right).", icon=":material/hourglass_top:")
 
 
 def info_section(state: dict, jobs: compute.ViewJobs) -> None:
@@ -120,14 +123,10 @@ def info_section(state: dict, jobs: compute.ViewJobs) -> None:
 
 
 def _progress(jobs: compute.ViewJobs) -> None:
-    """Both jobs' panels in one live fragment; a finished job reruns the page (the map then shows it, and a
-    finished preview lets the full resolution start). Cancel stops both."""
-    live = jobs.live()
-    if not live:
+    """The view's job in the live fragment: progress, ETA and Cancel while it runs; when it ends the fragment
+    reruns the page, which then draws the stored result."""
+    if jobs.job is None:
         return
-
-    def cancel_view(_job_id: str) -> None:
-        for s, _ in live:
-            runs.cancel(s.id)
-
-    live_job_fragment([s.id for s, _ in live], key="tx_job", title=[t for _, t in live], on_cancel=cancel_view)
+    where = (getattr(jobs.job, "options", None) or {}).get("scheduler")  # the job's own, not the sidebar's
+    live_job_fragment(jobs.job_id, key="tx_job", title=f"This view ({jobs.spec.n_x} × {jobs.spec.n_y})"
+                      + (f" on `{where}`" if where else ""))

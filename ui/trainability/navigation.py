@@ -8,7 +8,7 @@ import pandas as pd
 import streamlit as st
 
 import runs
-from engine.trainability.views import View, box_view, view_center, zoom_view
+from engine.trainability.views import View, box_view, snapped_zoom, view_center, zoom_view
 from ui.heatmap import coordinate_decimals, format_coordinate
 from ui.trainability import compute, session
 
@@ -31,6 +31,14 @@ def go_to(view: View) -> None:
     state["autorun"] = True
     state["rev"] += 1
     state["notice"] = None
+
+
+def click_zoom(state: dict, x: float, y: float) -> View:
+    """The view a click at (x, y) zooms to: the factor narrower about the point, snapped to the full range's pixel
+    lattice when the factor is a power of two, so every other pixel of the new view is a pixel of the stored one
+    (a 2x click reuses a quarter of its pixels, bit for bit)."""
+    return snapped_zoom(tuple(state["path"][0]), tuple(state["fields"]["resolution"]), session.current_view(state),
+                        x, y, state["factor"])
 
 
 def _selection_identity(boxes: list, points: list) -> tuple:
@@ -70,7 +78,7 @@ def on_map_select(chart_key: str) -> None:
         state["rev"] += 1
     else:
         x, y = float(points[0]["x"]), float(points[0]["y"])
-        go_to(zoom_view(session.current_view(state), x, y, state["factor"]))
+        go_to(click_zoom(state, x, y))
     st.session_state["tx_selection_done"] = (identity, state["rev"])
 
 

@@ -9,7 +9,7 @@ from typing import Any
 
 import streamlit as st
 
-from engine.specs import field_info
+from engine.specs import field_info, fields_of
 from engine.trainability.presets import DEFAULT_PRESET, PRESETS
 from engine.trainability.spec import GridSpec
 from engine.trainability.views import View, view_of
@@ -42,6 +42,12 @@ def widget_value(name: str, value: Any) -> Any:
     return value
 
 
+def field_value(state: dict, name: str) -> Any:
+    """A grid field of the state; a field at its default may be absent (``omit_default``, e.g. ``refine``)."""
+    fields = state["fields"]
+    return fields[name] if name in fields else field_info(GridSpec, name).default
+
+
 def sync_widgets(state: dict) -> None:
     """Put the state's values into the widgets' session keys (widgets never get a ``value=`` of their own)."""
     ss = st.session_state
@@ -49,9 +55,9 @@ def sync_widgets(state: dict) -> None:
     ss["tx_res"] = tuple(state["fields"]["resolution"])
     ss["tx_factor"] = state["factor"]
     ss["tx_mode"] = state["mode"]
-    for name, value in state["fields"].items():
-        if name not in OWN_CONTROLS:
-            ss[f"tx_f_{name}"] = widget_value(name, value)
+    for info in fields_of(GridSpec):
+        if info.name not in OWN_CONTROLS:
+            ss[f"tx_f_{info.name}"] = widget_value(info.name, field_value(state, info.name))
     for k, v in zip(RANGE_KEYS, state["path"][0]):
         ss[f"tx_f_{k}"] = float(v)
     ss.pop("tx_adv_error", None)

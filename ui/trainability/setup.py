@@ -9,8 +9,8 @@ from __future__ import annotations
 import streamlit as st
 
 from engine.specs import FieldInfo, field_info, fields_of
-from engine.trainability import ACTIVATIONS, PHASE_SPACES, PRESETS, GridSpec, estimate_seconds, network_steps
-from engine.trainability.views import preview_spec, view_of
+from engine.trainability import ACTIVATIONS, PHASE_SPACES, PRESETS, GridSpec, network_steps
+from engine.trainability.views import view_of
 from ui.format import format_duration
 from ui.spec_form import spec_input
 from ui.trainability import compute, session
@@ -31,15 +31,14 @@ def sidebar(state: dict) -> None:
         res_options.append(tuple(state["fields"]["resolution"]))
     st.selectbox("Resolution (pixels per side)", res_options, key="tx_res",
                  format_func=lambda r: f"{r[0]} × {r[1]}", on_change=_on_resolution,
-                 help="Networks trained per view = width × height. A 32 × 32 preview is computed first.")
+                 help="Networks trained per view = width × height. The map appears coarse within seconds and "
+                      "sharpens as the job goes on.")
     _advanced(state)
     spec, _ = session.view_spec(state)
-    preview = preview_spec(spec)
-    steps = network_steps(spec) + (network_steps(preview) if preview else 0)
-    seconds = estimate_seconds(spec) + (estimate_seconds(preview) if preview else 0.0)
     st.divider()
-    st.markdown(f"**Cost of this view:** {steps / 1e6:.3g} M network-steps · about "
-                f"**{format_duration(seconds)}** on this machine")
+    most = "at most " if getattr(spec, "refine", "exact") != "exact" else ""  # refinement trains fewer pixels
+    st.markdown(f"**Cost of this view:** {most}{network_steps(spec) / 1e6:.3g} M network-steps · about "
+                f"**{format_duration(compute.estimate(spec))}** on this machine")
     st.button("Compute this view", type="primary", key="tx_compute", on_click=compute.request_compute,
               width="stretch", icon=":material/play_arrow:")
 
@@ -67,7 +66,7 @@ def _advanced(state: dict) -> None:
                     continue
                 key = f"tx_f_{info.name}"
                 if key not in ss:
-                    ss[key] = session.widget_value(info.name, state["fields"].get(info.name))
+                    ss[key] = session.widget_value(info.name, session.field_value(state, info.name))
                 _field_widget(info, key)
             st.markdown("**Full range** (log₁₀; the view that *reset* returns to)")
             c1, c2 = st.columns(2)

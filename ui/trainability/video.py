@@ -9,8 +9,8 @@ import streamlit as st
 import runs
 from cache import default_store
 from engine.specs import field_info
-from engine.trainability import estimate_seconds, network_steps
-from engine.trainability.video import MAX_FRAME_SIDE, VideoSpec, size_text, video_files
+from engine.trainability import network_steps
+from engine.trainability.video import MAX_FRAME_SIDE, VideoSpec, reused_keyframes, size_text, video_files
 from ui.damaged import READ_ERRORS, damaged_notice
 from ui.downloads import download_row
 from ui.format import format_duration
@@ -83,14 +83,18 @@ def video_section(state: dict, jobs: compute.ViewJobs) -> None:
     if spec is None:
         st.info(f"No video for this view yet — {error}", icon=":material/movie:")
         return
-    grids = [spec.keyframe_grid(v) for v in spec.keyframes()]
-    steps, seconds = sum(network_steps(g) for g in grids), sum(estimate_seconds(g) for g in grids)
-    st.markdown(f"{len(grids)} keyframes, {spec.n_frames} frames of {spec.frame_size[0]} × {spec.frame_size[1]} "
-                f"px · {steps / 1e6:.3g} M network-steps · about **{format_duration(seconds)}**")
+    grids = list({g.content_hash(): g for g in (spec.keyframe_grid(v) for v in spec.keyframes())}.values())
+    # a keyframe the explorer already computed (same key) is taken from the store, not trained again
+    todo = [g for g in grids if runs.result_dir(compute.grid_id(g)) is None]
+    steps, seconds = sum(network_steps(g) for g in todo), sum(compute.estimate(g) for g in todo)
+    stored = f" ({len(grids) - len(todo)} already stored)" if len(todo) < len(grids) else ""
+    st.markdown(f"{len(spec.keyframes())} keyframes{stored}, {spec.n_frames} frames of {spec.frame_size[0]} × "
+                f"{spec.frame_size[1]} px · {steps / 1e6:.3g} M network-steps · about "
+                f"**{format_duration(seconds)}**")
     st.caption(f"{size_text(spec)}; shown at that size at most.")
     video_id = default_store().key("zoom_video", spec)
     if st.button("Render zoom video", key="tx_v_go", icon=":material/movie:"):
-        video_id = runs.submit("zoom_video", spec)
+        video_id = compute.submit("zoom_video", spec, jobs.options)  # keyframes computed where maps are
     if runs.status(video_id) is None:
         return
     live_job_fragment(video_id, key="tx_v_job", title="Zoom video")
@@ -102,6 +106,10 @@ def video_section(state: dict, jobs: compute.ViewJobs) -> None:
     except READ_ERRORS as exc:
         damaged_notice(exc, key="tx_v_recompute", job_id=video_id, kind="zoom_video", spec=spec)
         return
+    reused = reused_keyframes(result)
+    if reused:
+        st.caption(f":material/recycling: {reused} of {len(spec.keyframes())} keyframes reused from stored "
+                   "views (not trained again).")
     if "mp4" in files:  # never wider than the video's own pixels (Streamlit also keeps it inside the column)
         st.video(files["mp4"], format="video/mp4", loop=True, width=int(spec.frame_size[0]))
     download_row({f"zoom-{state['preset']}.{fmt}": (data, MIME[fmt]) for fmt, data in files.items()},

@@ -505,7 +505,9 @@ def test_run_to_dir_writes_the_contract_files(tmp_path):
     seen = []
     tr.run_to_dir(spec, tmp_path, progress=lambda f, info=None: seen.append(f))
     names = sorted(p.name for p in tmp_path.iterdir())
-    assert names == ["converged.npy", "dimension.json", "image.png", "measure.npy", "spec.json"]
+    assert names == ["computed.npy", "converged.npy", "dimension.json", "image.png", "measure.npy", "spec.json",
+                     "stats.json"]
+    assert np.load(tmp_path / "computed.npy").all()  # an exact grid: every pixel trained
     measure = np.load(tmp_path / "measure.npy")
     np.testing.assert_array_equal(measure, run_grid(spec, device="cpu").measure)
     np.testing.assert_array_equal(np.load(tmp_path / "converged.npy"), measure < 0)

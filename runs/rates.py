@@ -1,0 +1,162 @@
+"""This machine's measured speed, so cost estimates follow the hardware the user has instead of ours.
+
+After every grid job the worker reads the result's ``stats.json`` (network-steps trained, seconds, dtype, device)
+and keeps the rate in ``rates.json`` under the store root, per device type and dtype, the last :data:`HISTORY`
+runs each. A rate is stored in the cost model's reference units (network-steps of the reference network per
+second: ``network_steps_full * cost_per_step(spec) / REF_COST / elapsed_s``), so a width-8 grid calibrates the
+estimate of a width-16 one. :func:`measured` is the median; ``engine.trainability.cost.estimate_seconds(spec,
+rate=measured(spec.dtype))`` turns it into seconds. A grid computed on a Dask cluster says nothing about this
+machine and is not recorded.
+
+    runs.rates.measured("float64")            # e.g. 231000.0, or None before the first grid finished
+    runs.rates.calibrated_seconds(spec)       # the estimate from the measured rate (the constants without one)
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import math
+import statistics
+import sys
+import time
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, Iterator
+
+from cache import Store
+from engine.io import write_json_atomic
+from runs import records
+
+FILE = "rates.json"
+LOCK = ".rates.lock"
+HISTORY = 20  # runs kept per (device type, dtype): the median follows a machine that got faster or busier
+VERSION = 1
+LOCAL = (None, "", "local")  # stats["scheduler"] values that mean: computed on this machine
+
+
+def _store(store: Store | None) -> Store:
+    return store if store is not None else records.store()
+
+
+@contextmanager
+def _locked(st: Store) -> Iterator[None]:
+    with open(st.root / LOCK, "a") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
+
+
+def _positive(value: Any) -> float | None:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return None
+    value = float(value)
+    return value if math.isfinite(value) and value > 0 else None
+
+
+def device_type(device: Any) -> str:
+    """``"cpu"``, ``"cuda"``, … from a device name such as ``"cuda:0"`` (``"cpu"`` when there is none)."""
+    name = str(device or "cpu").split(":", 1)[0].strip().lower()
+    return name if name.isidentifier() else "cpu"
+
+
+def _slot(dtype: str, device: str) -> str:
+    return f"{device_type(device)}/{dtype}"
+
+
+def _read(path: Path) -> dict[str, list[dict]]:
+    """The histories in ``rates.json``; an absent, unparsable or malformed file reads as empty (the next record
+    rewrites it), and malformed entries are dropped one by one."""
+    try:
+        data = json.loads(path.read_bytes())
+    except (OSError, ValueError, UnicodeDecodeError, RecursionError):
+        return {}
+    table = data.get("rates") if isinstance(data, dict) else None
+    if not isinstance(table, dict):
+        return {}
+    out: dict[str, list[dict]] = {}
+    for slot, hist in table.items():
+        if isinstance(slot, str) and isinstance(hist, list):
+            good = [e for e in hist if isinstance(e, dict) and _positive(e.get("rate")) is not None]
+            if good:
+                out[slot] = good[-HISTORY:]
+    return out
+
+
+def rate_of(spec: Any, stats: dict) -> float | None:
+    """The rate a finished grid ran at, in reference network-steps per second; None when its stats lack the
+    numbers (results written before stats existed) or it trained nothing (every pixel reused)."""
+    if not isinstance(stats, dict):
+        return None
+    steps, elapsed = _positive(stats.get("network_steps_full")), _positive(stats.get("elapsed_s"))
+    if steps is None or elapsed is None:
+        return None
+    from engine.trainability import cost  # imported here: importing runs must not import torch
+
+    return steps * cost._cost_per_step(spec) / cost._REF_COST / elapsed
+
+
+def record_rate(dtype: str, device: str, rate: float, key: str = "", store: Store | None = None) -> None:
+    """Append one measured rate to its (device type, dtype) history, keeping the last :data:`HISTORY`."""
+    rate = _positive(rate)
+    if rate is None:
+        raise ValueError(f"rate: must be a finite number > 0, got {rate!r}")
+    st = _store(store)
+    path = st.root / FILE
+    with _locked(st):
+        table = _read(path)
+        hist = table.setdefault(_slot(dtype, device), [])
+        hist.append({"rate": rate, "t": time.time(), "key": str(key)[:200]})
+        table[_slot(dtype, device)] = hist[-HISTORY:]
+        write_json_atomic(path, {"version": VERSION, "rates": table})
+
+
+def record(spec: Any, stats: dict, key: str = "", store: Store | None = None) -> float | None:
+    """Record the rate of a grid that ran on this machine from its stats; the rate, or None when nothing was
+    recorded (no usable numbers, or the grid ran on a cluster)."""
+    if not isinstance(stats, dict) or stats.get("scheduler") not in LOCAL:
+        return None
+    rate = rate_of(spec, stats)
+    if rate is None:
+        return None
+    dtype = stats.get("dtype") if isinstance(stats.get("dtype"), str) else spec.dtype
+    record_rate(dtype, device_type(stats.get("device")), rate, key=key, store=store)
+    return rate
+
+
+def history(dtype: str, device: str = "cpu", store: Store | None = None) -> list[float]:
+    """The recorded rates of ``dtype`` on ``device``, oldest first."""
+    return [float(e["rate"]) for e in _read(_store(store).root / FILE).get(_slot(dtype, device), [])]
+
+
+def measured(dtype: str, device: str = "cpu", store: Store | None = None) -> float | None:
+    """The median of this machine's last :data:`HISTORY` rates for ``dtype`` on ``device`` (None before any)."""
+    rates = history(dtype, device, store)
+    return statistics.median(rates) if rates else None
+
+
+def calibrated_seconds(spec: Any, device: str = "cpu", store: Store | None = None) -> float:
+    """The grid's estimated seconds from the measured rate of its dtype, or from the built-in constants when
+    this machine has not finished a grid of that dtype yet."""
+    from engine.trainability.cost import estimate_seconds
+
+    return estimate_seconds(spec, rate=measured(spec.dtype, device, store))
+
+
+def after_commit(kind: str, job_id: str, spec: Any) -> float | None:
+    """The worker's hook after a job entered the store: a grid's stats become a recorded rate. Never raises:
+    a result without stats, or a store that cannot be written, must not turn a finished job into a failure."""
+    if kind != "grid":
+        return None
+    try:
+        from engine.trainability import results
+
+        st = records.store()
+        with st.reading(job_id, touch=False) as folder:
+            stats = getattr(results.load(folder), "stats", None)
+        return record(spec, stats, key=job_id, store=st) if isinstance(stats, dict) else None
+    except Exception as exc:  # noqa: BLE001 - calibration is a by-product of the job, never its failure
+        print(f"runs: rate of {job_id} not recorded: {type(exc).__name__}: {exc}", file=sys.stderr, flush=True)
+        return None

@@ -1,0 +1,140 @@
+"""The map while its one job runs, and what a finished map says about how it was computed (issue 15).
+
+While the job runs, the worker writes a live snapshot after every refinement pass (``results.read_live``): the
+pixels trained so far. The page fills every other pixel from its nearest trained one, so the first picture is a
+coarse mosaic within seconds that sharpens pass by pass, in one job (no separate preview). A finished map
+computed with ``refine="boundary"`` says how many pixels were inferred and the error measured on a sample of
+them, and can dim the inferred pixels; pixels taken from stored views are counted too.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+import streamlit as st
+
+import runs
+from engine.trainability import PHASE_SPACES, results
+from engine.trainability.colours import SPECTRAL_COLORSCALE, equalized_values
+from ui.heatmap import heatmap_figure
+from ui.jobs import live_job_fragment
+from ui.trainability import compute
+
+LIVE_INTERVAL_S = 1.0  # how often the live map re-reads the snapshot (a 256² figure is ~1 MB of JSON)
+DIM = "rgba(255,255,255,0.6)"  # the veil over inferred pixels when "Show computed pixels" is on
+
+
+def fill_nearest(measure: np.ndarray, computed: np.ndarray) -> np.ndarray | None:
+    """``measure`` with every pixel not yet ``computed`` taken from its nearest computed pixel (a coarse mosaic
+    that sharpens as more pixels are computed); None when no pixel is computed yet."""
+    computed = np.asarray(computed, dtype=bool)
+    if not computed.any():
+        return None
+    measure = np.asarray(measure, dtype=np.float64)
+    if computed.all():
+        return measure
+    from scipy.ndimage import distance_transform_edt
+
+    iy, ix = distance_transform_edt(~computed, return_distances=False, return_indices=True)
+    return measure[iy, ix]
+
+
+def live_snapshot(job_id: str) -> tuple[np.ndarray, np.ndarray] | None:
+    """(measure, computed) of a running job's latest pass, or None before its first pass (or once it ended)."""
+    folder = runs.live_dir(job_id)
+    return None if folder is None else results.read_live(folder)
+
+
+def live_map(jobs: compute.ViewJobs, height: int, placeholder) -> None:
+    """The running job's map, redrawn every :data:`LIVE_INTERVAL_S` from its live snapshot; ``placeholder()``
+    draws what stands in for it until the first pass is done. The progress panel beside the map reruns the page
+    when the job ends, and the page then draws the stored result."""
+    def draw(_status: Any) -> None:
+        snap = live_snapshot(jobs.job_id)
+        filled = None if snap is None else fill_nearest(*snap)
+        if filled is None:
+            placeholder()
+            return
+        spec = jobs.spec
+        phase = PHASE_SPACES[spec.phase_space]
+        fig = heatmap_figure(equalized_values(filled), (*spec.x_range, *spec.y_range),
+                             colorscale=SPECTRAL_COLORSCALE, zmin=-1, zmax=1, x_title=phase.x_label,
+                             y_title=phase.y_label, height=height)
+        fig.update_xaxes(fixedrange=True)
+        fig.update_yaxes(fixedrange=True)
+        st.plotly_chart(fig, key="tx_live_map", width="stretch",
+                        config={"displaylogo": False, "scrollZoom": False, "displayModeBar": False})
+        share = float(np.mean(snap[1]))
+        st.caption(f":material/hourglass_top: Computing: {100 * share:.0f}% of the pixels trained so far "
+                   "(the others show their nearest trained pixel); the map sharpens pass by pass. Click to zoom "
+                   "once it is done.")
+
+    live_job_fragment(jobs.job_id, key="tx_live", interval=LIVE_INTERVAL_S, draw=draw,
+                      rerun_app_when_finished=False)
+
+
+def stats_of(shown: results.GridFiles) -> Mapping[str, Any] | None:
+    return getattr(shown, "stats", None)
+
+
+def result_notes(spec, stats: Mapping[str, Any] | None) -> list[str]:
+    """What a finished map says about how it was computed: the share of inferred pixels and the error measured
+    on a sample of them (a refined map), and the pixels taken from stored views."""
+    if not stats:
+        return []
+    notes = []
+    pixels = int(stats.get("pixels") or 0)
+    if pixels and getattr(spec, "refine", "exact") != "exact":
+        text = f"inferred {100 * int(stats.get('inferred') or 0) / pixels:.0f}% of pixels"
+        rate, ci = stats.get("error_rate"), stats.get("error_ci")
+        if int(stats.get("sample_size") or 0) and rate is not None and math.isfinite(rate) and ci:
+            text += f"; sampled error {100 * rate:.1f}% ± {100 * (ci[1] - ci[0]) / 2:.1f}%"
+            text += f" ({int(stats.get('sample_errors') or 0)} wrong of {int(stats['sample_size']):,} sampled)"
+        notes.append(text)
+    reused = int(stats.get("reused") or 0)
+    if pixels and reused:
+        notes.append(f"reused {reused:,} of {pixels:,} pixels from stored views")
+    return notes
+
+
+def computed_mask(shown: results.GridFiles) -> np.ndarray | None:
+    """The pixels trained (not inferred) of a map that has inferred ones; None when every pixel was trained."""
+    computed = getattr(shown, "computed", None)
+    if computed is None or bool(np.all(computed)):
+        return None
+    return np.asarray(computed, dtype=bool)
+
+
+def overlay_computed(fig, computed: np.ndarray, view) -> None:
+    """Veil the inferred pixels of ``fig``'s map (drawn just above the map, below the click overlay), so the
+    trained ones stand out."""
+    import plotly.graph_objects as go
+
+    ny, nx = computed.shape
+    x0, x1, y0, y1 = view
+    fig.add_trace(go.Heatmap(x=np.linspace(x0, x1, nx), y=np.linspace(y0, y1, ny),
+                             z=np.where(computed, np.nan, 1.0), colorscale=[[0, DIM], [1, DIM]], zmin=0, zmax=1,
+                             showscale=False, hoverinfo="skip", name="inferred"))
+    data = fig.data
+    fig.data = (data[0], data[-1], *data[1:-1])
+
+
+def veil(fig, shown: results.GridFiles) -> None:
+    """Before the chart is drawn: the veil over inferred pixels when "Show computed pixels" is on."""
+    mask = computed_mask(shown)
+    if mask is not None and st.session_state.get("tx_show_computed"):
+        spec = shown.spec
+        overlay_computed(fig, mask, (*spec.x_range, *spec.y_range))
+
+
+def result_section(shown: results.GridFiles) -> None:
+    """Under a finished map: how it was computed, and the "Show computed pixels" switch of a refined map."""
+    for note in result_notes(shown.spec, stats_of(shown)):
+        st.caption(f":material/insights: {note[0].upper()}{note[1:]}")
+    if computed_mask(shown) is not None:
+        st.checkbox("Show computed pixels", key="tx_show_computed",
+                    help="Dim the pixels that were inferred from their block's verdict, so the trained ones "
+                         "(around the boundary) stand out.")
