@@ -13,6 +13,7 @@ import contextlib
 import functools
 import hashlib
 import math
+import threading
 import time
 from dataclasses import dataclass, field
 from typing import Any, Mapping
@@ -411,6 +412,7 @@ def _train_batch(problem, spec: GridSpec, batch: np.ndarray, kernel: str, on_pro
 
 
 _WORKER_PROBLEM: dict[tuple, Any] = {}
+_WORKER_PROBLEM_LOCK = threading.Lock()
 
 
 def _pixels_in_process(payload, batch: np.ndarray, on_progress, should_stop) -> tuple[np.ndarray, int]:
@@ -424,11 +426,13 @@ def _pixels_in_process(payload, batch: np.ndarray, on_progress, should_stop) -> 
     if dev.type != "cpu":
         kernel = "eager"
     key = (spec.content_hash(), init_hash(init), str(dev))
-    if key not in _WORKER_PROBLEM:
-        _WORKER_PROBLEM.clear()
-        _WORKER_PROBLEM[key] = _problem(spec, init, dev)
+    with _WORKER_PROBLEM_LOCK:  # a Dask worker may run several batches at once, in threads
+        problem = _WORKER_PROBLEM.get(key)
+        if problem is None:
+            _WORKER_PROBLEM.clear()
+            problem = _WORKER_PROBLEM[key] = _problem(spec, init, dev)
     with executor.single_threaded_ops(dev), _blas_guard(kernel):
-        return _train_batch(_WORKER_PROBLEM[key], spec, batch, kernel, on_progress, should_stop)
+        return _train_batch(problem, spec, batch, kernel, on_progress, should_stop)
 
 
 def _scheduler(scheduler) -> str | None:

@@ -17,3 +17,17 @@ def open_page(page_file: str, timeout: float = 60, **query: str) -> AppTest:
     for k, v in query.items():
         at.query_params[k] = v
     return at
+
+
+def run_page(page_file: str, timeout: float = 120, **query: str) -> AppTest:
+    """``open_page(...)`` run once, asserting the page raised nothing."""
+    at = open_page(page_file, timeout, **query).run()
+    assert not at.exception, [e.message[:300] for e in at.exception]
+    return at
+
+
+def page_texts(at: AppTest) -> str:
+    """Every message the page shows (markdown, captions, errors, warnings, infos), one per line."""
+    parts = [m.value for m in at.markdown] + [c.value for c in at.caption] + [e.value for e in at.error]
+    parts += [w.value for w in at.warning] + [i.value for i in at.info]
+    return "\n".join(str(p) for p in parts)

@@ -13,7 +13,7 @@ import shutil
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from tests.pages.conftest import open_page
+from tests.pages.conftest import page_texts, run_page
 
 import runs
 from cache import default_store
@@ -40,15 +40,11 @@ def store(tmp_path, monkeypatch):
 
 
 def _open(page: str, **query: str) -> AppTest:
-    at = open_page(page, 120, **query).run()
-    assert not at.exception, [e.message[:300] for e in at.exception]
-    return at
+    return run_page(page, 120, **query)
 
 
 def _texts(at: AppTest) -> str:
-    parts = [m.value for m in at.markdown] + [c.value for c in at.caption] + [e.value for e in at.error]
-    parts += [w.value for w in at.warning] + [i.value for i in at.info]
-    return "\n".join(str(p) for p in parts)
+    return page_texts(at)
 
 
 def _warnings(at: AppTest) -> str:

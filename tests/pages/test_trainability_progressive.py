@@ -21,7 +21,7 @@ import runs
 from cache import default_store
 from engine import trainability as tr
 from engine.trainability import results, views
-from tests.pages.conftest import open_page
+from tests.pages.conftest import open_page, page_texts, run_page
 from ui.trainability.link import grid_view_query, parse_grid_view_query
 from ui.trainability.progressive import fill_nearest, result_notes
 
@@ -42,15 +42,11 @@ def _tiny(res: int = 16, steps: int = 40, **over) -> tr.GridSpec:
 
 
 def _open(spec: tr.GridSpec, **kwargs) -> AppTest:
-    at = open_page(PAGE, 120, **grid_view_query(spec.to_dict(), preset="tanh", **kwargs)).run()
-    assert not at.exception, [e.message[:300] for e in at.exception]
-    return at
+    return run_page(PAGE, 120, **grid_view_query(spec.to_dict(), preset="tanh", **kwargs))
 
 
 def _texts(at: AppTest) -> str:
-    parts = [m.value for m in at.markdown] + [c.value for c in at.caption] + [e.value for e in at.error]
-    parts += [w.value for w in at.warning] + [i.value for i in at.info]
-    return "\n".join(str(p) for p in parts)
+    return page_texts(at)
 
 
 def _figure(at: AppTest, key: str) -> dict | None:
