@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
 from streamlit.testing.v1 import AppTest
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -31,3 +32,16 @@ def page_texts(at: AppTest) -> str:
     parts = [m.value for m in at.markdown] + [c.value for c in at.caption] + [e.value for e in at.error]
     parts += [w.value for w in at.warning] + [i.value for i in at.info]
     return "\n".join(str(p) for p in parts)
+
+
+@pytest.fixture
+def fresh_store(tmp_path, monkeypatch):
+    """An empty store for one test (``FRACTAL_LAB_CACHE`` in ``tmp_path``); jobs still running after it are deleted."""
+    import runs
+    from cache import default_store
+
+    monkeypatch.setenv("FRACTAL_LAB_CACHE", str(tmp_path / "store"))
+    yield default_store()
+    for s in runs.list_jobs():
+        if s.active:
+            runs.delete(s.id)

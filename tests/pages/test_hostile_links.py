@@ -16,7 +16,6 @@ from streamlit.testing.v1 import AppTest
 from tests.pages.conftest import page_texts, run_page
 
 import runs
-from cache import default_store
 from engine.trainability import PRESETS, GridSpec, cost
 from ui.format import format_duration
 from ui.trainability import compute
@@ -31,12 +30,8 @@ LONG_ID = "x" * 300
 
 
 @pytest.fixture(autouse=True)
-def store(tmp_path, monkeypatch):
-    monkeypatch.setenv("FRACTAL_LAB_CACHE", str(tmp_path / "store"))
-    yield default_store()
-    for s in runs.list_jobs():
-        if s.active:
-            runs.delete(s.id)
+def store(fresh_store):
+    return fresh_store
 
 
 def _open(page: str, **query: str) -> AppTest:

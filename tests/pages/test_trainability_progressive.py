@@ -29,12 +29,8 @@ PAGE = "pages/1_Trainability_Explorer.py"
 
 
 @pytest.fixture(autouse=True)
-def store(tmp_path, monkeypatch):
-    monkeypatch.setenv("FRACTAL_LAB_CACHE", str(tmp_path / "store"))
-    yield default_store()
-    for s in runs.list_jobs():
-        if s.active:
-            runs.delete(s.id)
+def store(fresh_store):
+    return fresh_store
 
 
 def _tiny(res: int = 16, steps: int = 40, **over) -> tr.GridSpec:
