@@ -491,14 +491,20 @@ class Store:
                 continue
         return None
 
-    @contextmanager
-    def _lock(self) -> Iterator[None]:
-        with open(self.root / ".store.lock", "a") as fh:
-            fcntl.flock(fh, fcntl.LOCK_EX)
-            try:
-                yield
-            finally:
-                fcntl.flock(fh, fcntl.LOCK_UN)
+    def _lock(self):
+        return exclusive_lock(self.root / ".store.lock")
+
+
+@contextmanager
+def exclusive_lock(path: Path) -> Iterator[None]:
+    """``with exclusive_lock(path):`` an flock on ``path`` (created if missing), held across processes for the
+    block: the one lock behind the store, the job registry and the measured rates."""
+    with open(path, "a") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
 
 
 def _read_record(p: Path) -> dict | None:

@@ -14,17 +14,15 @@ machine and is not recorded.
 
 from __future__ import annotations
 
-import fcntl
 import json
 import math
 import statistics
 import sys
 import time
-from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
-from cache import Store
+from cache import Store, exclusive_lock
 from engine.io import write_json_atomic
 from runs import records
 
@@ -39,14 +37,8 @@ def _store(store: Store | None) -> Store:
     return store if store is not None else records.store()
 
 
-@contextmanager
-def _locked(st: Store) -> Iterator[None]:
-    with open(st.root / LOCK, "a") as fh:
-        fcntl.flock(fh, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(fh, fcntl.LOCK_UN)
+def _locked(st: Store):
+    return exclusive_lock(st.root / LOCK)
 
 
 def _positive(value: Any) -> float | None:

@@ -15,16 +15,14 @@ about it is a file under the store root::
 from __future__ import annotations
 
 import dataclasses
-import fcntl
 import json
 import os
 import shutil
 import time
-from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator
 
-from cache import Store, default_store, pid_alive
+
+from cache import Store, default_store, exclusive_lock, pid_alive
 from engine.io import write_json_atomic
 
 STATES = ("queued", "running", "done", "failed", "cancelled")
@@ -80,14 +78,8 @@ def job_dir(st: Store, job_id: str) -> Path:
     return jobs_root(st) / st.check_key(job_id)
 
 
-@contextmanager
-def registry_lock(st: Store) -> Iterator[None]:
-    with open(jobs_root(st) / ".lock", "a") as fh:
-        fcntl.flock(fh, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(fh, fcntl.LOCK_UN)
+def registry_lock(st: Store):
+    return exclusive_lock(jobs_root(st) / ".lock")
 
 
 def read(jd: Path) -> dict | None:
