@@ -21,7 +21,6 @@ import shutil
 import time
 from pathlib import Path
 
-
 from cache import Store, default_store, exclusive_lock, pid_alive
 from engine.io import write_json_atomic
 
