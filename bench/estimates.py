@@ -82,7 +82,7 @@ def main(argv=None) -> int:
         errors, const_errors = [], []
         print(f"\n{'grid':28s} {'estimate':>9s} {'measured':>9s} {'error':>8s} {'constants':>10s} {'error':>8s}")
         for text, spec in zip(args.check, check):
-            rate = rates.measured(spec.dtype)
+            rate = rates.measured(spec.dtype, kind=rates.kind_of(spec))
             if rate is None:
                 print(f"{text:28s} no calibration grid of dtype {spec.dtype}: skipped")
                 continue

@@ -1,14 +1,17 @@
 """This machine's measured speed, so cost estimates follow the hardware the user has instead of ours.
 
 After every grid job the worker reads the result's ``stats.json`` (network-steps trained, seconds, dtype, device)
-and keeps the rate in ``rates.json`` under the store root, per device type and dtype, the last :data:`HISTORY`
-runs each. A rate is stored in the cost model's reference units (network-steps of the reference network per
+and keeps the rate in ``rates.json`` under the store root, per device type and dtype, and again per experiment
+(activation and phase space: how many pixels diverge and stop early differs between them several-fold, e.g. a
+ReLU grid runs 3x fewer steps than a tanh grid of the same size), the last :data:`HISTORY` runs each. A rate is stored in the cost model's reference units (network-steps of the reference network per
 second: ``network_steps_full * cost_per_step(spec) / REF_COST / elapsed_s``), so a width-8 grid calibrates the
 estimate of a width-16 one. :func:`measured` is the median; ``engine.trainability.cost.estimate_seconds(spec,
-rate=measured(spec.dtype))`` turns it into seconds. A grid computed on a Dask cluster says nothing about this
+rate=measured(spec.dtype, kind=kind_of(spec)))`` turns it into seconds: the experiment's own rate once one of its
+grids finished here, the dtype's until then. A grid computed on a Dask cluster says nothing about this
 machine and is not recorded.
 
     runs.rates.measured("float64")            # e.g. 231000.0, or None before the first grid finished
+    runs.rates.measured("float64", kind="relu/lr_vs_lr")   # ReLU grids' own rate (the dtype's before one ran)
     runs.rates.calibrated_seconds(spec)       # the estimate from the measured rate (the constants without one)
 """
 
@@ -54,8 +57,14 @@ def device_type(device: Any) -> str:
     return name if name.isidentifier() else "cpu"
 
 
-def _slot(dtype: str, device: str) -> str:
-    return f"{device_type(device)}/{dtype}"
+def kind_of(spec: Any) -> str:
+    """The experiment a grid belongs to for calibration: its activation, phase space and whether it trains on
+    minibatches (each changes how many pixels diverge and how early)."""
+    return f"{spec.activation}/{spec.phase_space}" + ("/minibatch" if spec.batch_size else "")
+
+
+def _slot(dtype: str, device: str, kind: str | None = None) -> str:
+    return f"{device_type(device)}/{dtype}" + (f"/{kind}" if kind else "")
 
 
 def _read(path: Path) -> dict[str, list[dict]]:
@@ -90,8 +99,10 @@ def rate_of(spec: Any, stats: dict) -> float | None:
     return steps * cost._cost_per_step(spec) / cost._REF_COST / elapsed
 
 
-def record_rate(dtype: str, device: str, rate: float, key: str = "", store: Store | None = None) -> None:
-    """Append one measured rate to its (device type, dtype) history, keeping the last :data:`HISTORY`."""
+def record_rate(dtype: str, device: str, rate: float, key: str = "", store: Store | None = None,
+                kind: str | None = None) -> None:
+    """Append one measured rate to its (device type, dtype) history and, with ``kind``, to that experiment's
+    history too, keeping the last :data:`HISTORY` of each."""
     rate = _positive(rate)
     if rate is None:
         raise ValueError(f"rate: must be a finite number > 0, got {rate!r}")
@@ -99,9 +110,10 @@ def record_rate(dtype: str, device: str, rate: float, key: str = "", store: Stor
     path = st.root / FILE
     with _locked(st):
         table = _read(path)
-        hist = table.setdefault(_slot(dtype, device), [])
-        hist.append({"rate": rate, "t": time.time(), "key": str(key)[:200]})
-        table[_slot(dtype, device)] = hist[-HISTORY:]
+        for slot in [_slot(dtype, device)] + ([_slot(dtype, device, kind)] if kind else []):
+            hist = table.setdefault(slot, [])
+            hist.append({"rate": rate, "t": time.time(), "key": str(key)[:200]})
+            table[slot] = hist[-HISTORY:]
         write_json_atomic(path, {"version": VERSION, "rates": table})
 
 
@@ -114,27 +126,28 @@ def record(spec: Any, stats: dict, key: str = "", store: Store | None = None) ->
     if rate is None:
         return None
     dtype = stats.get("dtype") if isinstance(stats.get("dtype"), str) else spec.dtype
-    record_rate(dtype, device_type(stats.get("device")), rate, key=key, store=store)
+    record_rate(dtype, device_type(stats.get("device")), rate, key=key, store=store, kind=kind_of(spec))
     return rate
 
 
-def history(dtype: str, device: str = "cpu", store: Store | None = None) -> list[float]:
-    """The recorded rates of ``dtype`` on ``device``, oldest first."""
-    return [float(e["rate"]) for e in _read(_store(store).root / FILE).get(_slot(dtype, device), [])]
+def history(dtype: str, device: str = "cpu", store: Store | None = None, kind: str | None = None) -> list[float]:
+    """The recorded rates of ``dtype`` on ``device`` (of experiment ``kind`` only, when given), oldest first."""
+    return [float(e["rate"]) for e in _read(_store(store).root / FILE).get(_slot(dtype, device, kind), [])]
 
 
-def measured(dtype: str, device: str = "cpu", store: Store | None = None) -> float | None:
-    """The median of this machine's last :data:`HISTORY` rates for ``dtype`` on ``device`` (None before any)."""
-    rates = history(dtype, device, store)
+def measured(dtype: str, device: str = "cpu", store: Store | None = None, kind: str | None = None) -> float | None:
+    """The median of this machine's last :data:`HISTORY` rates for ``dtype`` on ``device``: those of experiment
+    ``kind`` (:func:`kind_of`) when one of its grids finished here, else the dtype's (None before any)."""
+    rates = (history(dtype, device, store, kind) if kind else []) or history(dtype, device, store)
     return statistics.median(rates) if rates else None
 
 
 def calibrated_seconds(spec: Any, device: str = "cpu", store: Store | None = None) -> float:
-    """The grid's estimated seconds from the measured rate of its dtype, or from the built-in constants when
-    this machine has not finished a grid of that dtype yet."""
+    """The grid's estimated seconds from the measured rate of its experiment (or of its dtype), or from the
+    built-in constants when this machine has not finished a grid of that dtype yet."""
     from engine.trainability.cost import estimate_seconds
 
-    return estimate_seconds(spec, rate=measured(spec.dtype, device, store))
+    return estimate_seconds(spec, rate=measured(spec.dtype, device, store, kind=kind_of(spec)))
 
 
 def after_commit(kind: str, job_id: str, spec: Any) -> float | None:

@@ -109,3 +109,19 @@ def test_real_grid_jobs_calibrate_the_estimate_of_a_third_size(env):
     # a stored grid submitted again runs nothing and records nothing
     assert runs.submit("grid", specs[0]) == ids[0]
     assert len(rates.history("float64")) == 2
+
+
+def test_an_experiments_own_rate_comes_before_its_dtypes(env):
+    """ReLU grids stop early far more often than tanh grids: once one ran here, ReLU estimates use its rate;
+    an experiment never timed falls back to the dtype's rate, and every record still counts for the dtype."""
+    relu = dataclasses.replace(SPEC, activation="relu")
+    assert rates.kind_of(SPEC) == "tanh/" + SPEC.phase_space
+    tanh_rate = rates.record(SPEC, stats(elapsed=1.0))
+    assert rates.measured("float64", kind=rates.kind_of(relu)) == tanh_rate  # no ReLU grid yet: the dtype's
+    relu_rate = rates.record(relu, stats(elapsed=0.25))
+    assert relu_rate == pytest.approx(rates.rate_of(relu, stats(elapsed=0.25))) and relu_rate != tanh_rate
+    assert rates.measured("float64", kind=rates.kind_of(relu)) == relu_rate
+    assert rates.measured("float64", kind=rates.kind_of(SPEC)) == tanh_rate
+    assert rates.history("float64") == [tanh_rate, relu_rate]
+    assert rates.calibrated_seconds(relu) == pytest.approx(cost.estimate_seconds(relu, rate=relu_rate))
+    assert rates.calibrated_seconds(SPEC) == pytest.approx(cost.estimate_seconds(SPEC, rate=tanh_rate))

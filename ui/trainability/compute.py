@@ -54,9 +54,9 @@ def grid_id(spec: GridSpec) -> str:
 
 
 def estimate(spec: GridSpec) -> float:
-    """Seconds ``spec`` takes here: at this machine's measured speed when a grid of its dtype was timed, else at
-    the cost model's reference speed."""
-    return estimate_seconds(spec, rate=runs.rates.measured(spec.dtype))
+    """Seconds ``spec`` takes here: at this machine's measured speed for its experiment (or its dtype) when such a
+    grid was timed, else at the cost model's reference speed."""
+    return runs.rates.calibrated_seconds(spec)
 
 
 def submit(kind: str, spec, options: dict | None = None) -> str:
