@@ -2,13 +2,13 @@
 
 After every grid job the worker reads the result's ``stats.json`` (network-steps trained, seconds, dtype, device)
 and keeps the rate in ``rates.json`` under the store root, per device type and dtype, and again per experiment
-(activation and phase space: how many pixels diverge and stop early differs between them several-fold, e.g. a
-ReLU grid runs 3x fewer steps than a tanh grid of the same size), the last :data:`HISTORY` runs each. A rate is stored in the cost model's reference units (network-steps of the reference network per
-second: ``network_steps_full * cost_per_step(spec) / REF_COST / elapsed_s``), so a width-8 grid calibrates the
-estimate of a width-16 one. :func:`measured` is the median; ``engine.trainability.cost.estimate_seconds(spec,
-rate=measured(spec.dtype, kind=kind_of(spec)))`` turns it into seconds: the experiment's own rate once one of its
-grids finished here, the dtype's until then. A grid computed on a Dask cluster says nothing about this
-machine and is not recorded.
+(:func:`kind_of`: activation, phase space, minibatch or not; how many pixels diverge and stop early differs between
+them several-fold), the last :data:`HISTORY` runs each. A rate is stored in the cost model's reference units
+(network-steps of the reference network per second: ``network_steps_full * cost_per_step(spec) / REF_COST /
+elapsed_s``), so a width-8 grid calibrates the estimate of a width-16 one. :func:`measured` is the median;
+``engine.trainability.cost.estimate_seconds(spec, rate=measured(spec.dtype, kind=kind_of(spec)))`` turns it into
+seconds: the experiment's own rate once one of its grids finished here, the dtype's until then. A grid computed on
+a Dask cluster says nothing about this machine and is not recorded.
 
     runs.rates.measured("float64")            # e.g. 231000.0, or None before the first grid finished
     runs.rates.measured("float64", kind="relu/lr_vs_lr")   # ReLU grids' own rate (the dtype's before one ran)

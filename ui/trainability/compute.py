@@ -17,7 +17,7 @@ import streamlit as st
 import runs
 from cache import default_store
 from engine.trainability import GridSpec, results
-from engine.trainability.cost import auto_compute_ok, estimate_seconds
+from engine.trainability.cost import auto_compute_ok
 from ui.damaged import READ_ERRORS
 from ui.format import LIVE_STATES
 from ui.trainability import session
