@@ -10,6 +10,7 @@ tiles run in :mod:`.executor`.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import functools
 import hashlib
 import math
@@ -28,7 +29,7 @@ import engine.trainability.executor as executor
 from engine.trainability import kernels
 from engine.trainability.cost import network_steps
 from engine.trainability.kernels import make_problem
-from engine.trainability.spec import GridSpec, GridTile
+from engine.trainability.spec import BOUNDARY_MARGIN, GridSpec, GridTile
 
 DTYPES = {"float64": torch.float64, "float32": torch.float32}
 
@@ -296,6 +297,13 @@ def run_grid(spec: GridSpec, init=None, progress=None, cancel=None, device=None,
     return _run_refined(spec, init, progress, cancel, dev, kernel, t0, known, on_partial, scheduler)
 
 
+def warm_up(spec: GridSpec, device=None, kernel="auto") -> None:
+    """Load (or compile) the kernel ``spec`` runs on, by training a 2 x 2 grid of it for 20 steps: a job then
+    times its grid apart from numba's start (~0.5 s per process), which a measured rate must leave out."""
+    run_grid(dataclasses.replace(spec, resolution=(2, 2), steps=20, refine="exact", lattice=None), device=device,
+             kernel=kernel)
+
+
 def _run_tiles(spec: GridSpec, init, progress, cancel, dev: torch.device, kernel: str, t0: float) -> GridResult:
     """Every pixel, as whole tiles on threads or processes (the exact grid's path)."""
     problem = _problem(spec, init, dev)
@@ -353,7 +361,7 @@ def refinement_stats(mode: str, pixels: int, computed: int, reused: int, trained
     """What :attr:`GridResult.refinement` holds: ``computed`` pixels are exact (``reused`` of them from a stored
     grid, the rest trained here); ``inferred`` ones took their block's verdict; ``trained`` counts every network
     trained here, the error sample included; ``error_rate``/``error_ci``: the sample's disagreement rate and its
-    Wilson 95% interval (0 when nothing was inferred)."""
+    Clopper-Pearson 95% interval (0 when nothing was inferred)."""
     return {"mode": mode, "pixels": int(pixels), "computed": int(computed), "reused": int(reused),
             "inferred": int(pixels - computed), "trained": int(trained), "passes": int(passes),
             "sample_size": int(sample_size), "sample_errors": int(sample_errors), "error_rate": float(error_rate),
@@ -542,7 +550,8 @@ def _run_refined(spec: GridSpec, init, progress, cancel, dev: torch.device, kern
             on_partial(measure, computed, fraction)
 
     ref = refine(spec.shape, compute, mode=spec.refine, known_measure=known_measure, known_mask=known_mask,
-                 seed=spec.seed, on_partial=partial, should_stop=lambda: cancel is not None and cancel.is_set())
+                 margin=BOUNDARY_MARGIN, seed=spec.seed, on_partial=partial,
+                 should_stop=lambda: cancel is not None and cancel.is_set())
     show(1.0)
     stats = refinement_stats(spec.refine, pixels, int(ref.computed.sum()), reused, state["trained"], ref.passes,
                              ref.sample_size, ref.sample_errors, ref.error_rate, ref.error_ci)

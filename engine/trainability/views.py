@@ -17,8 +17,6 @@ from engine.trainability.spec import MAX_LATTICE_INDEX, MAX_LATTICE_LEVEL, GridS
 
 View = tuple[float, float, float, float]
 
-PREVIEW_SIDE = 32  # side of the quick preview computed before each full-resolution view
-
 
 def view_of(spec: GridSpec) -> View:
     """The view a spec computes."""
@@ -151,17 +149,6 @@ def snapped_zoom(root_view: Sequence[float], resolution, view: Sequence[float], 
             return plain
         corners.extend(float(v) for v in lattice_values(lo, step, level, index, n)[[0, -1]])
     return (corners[0], corners[1], corners[2], corners[3])
-
-
-def preview_spec(spec: GridSpec, side: int = PREVIEW_SIDE) -> GridSpec | None:
-    """A coarse version of ``spec`` (at most ``side`` pixels a side) that arrives within seconds; None when
-    ``spec`` is already that small."""
-    nx, ny = spec.resolution
-    if max(nx, ny) <= side:
-        return None
-    scale = side / max(nx, ny)
-    return dataclasses.replace(spec, resolution=(max(2, round(nx * scale)), max(2, round(ny * scale))),
-                               lattice=None)
 
 
 def zoom_view(view: Sequence[float], x: float, y: float, factor: float) -> View:

@@ -79,7 +79,7 @@ def test_result_notes_say_the_inferred_share_the_sampled_error_and_the_reuse():
     stats = {"pixels": 4096, "computed": 369, "inferred": 3727, "reused": 1024, "sample_size": 37,
              "sample_errors": 0, "error_rate": 0.002, "error_ci": [0.001, 0.003]}
     notes = result_notes(_tiny(refine="boundary"), stats)
-    assert notes[0].startswith("inferred 91% of pixels; sampled error 0.2% ± 0.1%"), notes
+    assert notes[0].startswith("inferred 91% of pixels; sampled error 0.2% (95% interval 0.1–0.3%)"), notes
     assert notes[1] == "reused 1,024 of 4,096 pixels from stored views"
     exact = dict(stats, inferred=0, reused=0, sample_size=0)
     assert result_notes(_tiny(), exact) == []  # an exact map without reuse says nothing extra
@@ -160,7 +160,8 @@ def test_a_refined_map_says_what_was_inferred_and_can_show_the_computed_pixels()
     share = f"Inferred {100 * stats['inferred'] / stats['pixels']:.0f}% of pixels"
     assert share in text, text
     if stats["sample_size"]:
-        assert f"sampled error {100 * stats['error_rate']:.1f}% ±" in text
+        lo, hi = stats["error_ci"]
+        assert f"sampled error {100 * stats['error_rate']:.2g}% (95% interval {100 * lo:.2g}–{100 * hi:.2g}%)" in text
     names = [t.get("name") for t in _map_figure(at)["data"]]
     assert "inferred" not in names
     at.checkbox(key="tx_show_computed").check().run()
@@ -252,3 +253,31 @@ def test_a_zoom_video_reuses_the_keyframes_the_explorer_stored():
     at.run()
     assert not at.exception, at.exception
     assert "2 of 2 keyframes reused from stored views" in _texts(at)
+
+
+def test_a_zoom_draws_the_pixels_it_reuses_before_its_job_has_trained_any(monkeypatch):
+    """Issue 15's first picture after a click: the quarter of a 2x zoom's pixels that the stored view above holds
+    (the very bits its job will reuse) is drawn at once, before the job trained a pixel; here the job waits
+    behind another one, so nothing else could have drawn it."""
+    base = _tiny(res=32, steps=60, seed=37)
+    stored = _done(base)
+    monkeypatch.setenv("FRACTAL_LAB_MAX_JOBS", "1")
+    blocker = runs.submit("grid", _tiny(res=64, steps=5000, seed=38))  # holds the only job slot
+    root = (*base.x_range, *base.y_range)
+    view = views.snapped_zoom(root, base.resolution, root, 1.3, 2.2, 2.0)
+    child, _ = views.view_spec(base, view)
+    at = _open(base, path=[root, view], level=1)
+    job_id = default_store().key("grid", child)
+    assert runs.status(job_id).state == "queued", runs.status(job_id)
+    text = _texts(at)
+    assert "Starting: 25% of the pixels taken from the stored views" in text, text
+    fig = _figure(at, "tx_live_map")
+    z = np.asarray(_array(fig["data"][0]["z"]), dtype=float)
+    assert z.shape == (32, 32) and np.isfinite(z).all()  # the whole view drawn, each pixel from a reused one
+    job, (measure, known) = at.session_state["tx_reused"]
+    assert job == job_id and known.sum() == 32 * 32 // 4
+    rows, cols = np.isin(child.y_values, base.y_values), np.isin(child.x_values, base.x_values)
+    assert np.array_equal(known, np.outer(rows, cols))
+    parent_rows, parent_cols = np.isin(base.y_values, child.y_values), np.isin(base.x_values, child.x_values)
+    assert np.array_equal(measure[known], stored.measure[np.ix_(parent_rows, parent_cols)].reshape(-1))  # same bits
+    runs.delete(blocker)

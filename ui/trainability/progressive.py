@@ -48,12 +48,32 @@ def live_snapshot(job_id: str) -> tuple[np.ndarray, np.ndarray] | None:
     return None if folder is None else results.read_live(folder)
 
 
+def reused_snapshot(job_id: str, spec) -> tuple[np.ndarray, np.ndarray] | None:
+    """(measure, known) of the pixels ``spec`` takes from stored views (the very bits its job will reuse, e.g. a
+    quarter of a 2x zoom's), or None when it takes none. The page draws them at once, before the job's worker
+    has even started, so a zoom click shows a picture within a second. Looked up once per job."""
+    cached = st.session_state.get("tx_reused")
+    if cached is not None and cached[0] == job_id:
+        return cached[1]
+    from engine.trainability.reuse import known_pixels
+    from runs.stored import StoredGrids
+
+    measure, known = known_pixels(spec, StoredGrids())
+    snap = (measure, known) if known.any() else None
+    st.session_state["tx_reused"] = (job_id, snap)
+    return snap
+
+
 def live_map(jobs: compute.ViewJobs, height: int, placeholder) -> None:
-    """The running job's map, redrawn every :data:`LIVE_INTERVAL_S` from its live snapshot; ``placeholder()``
-    draws what stands in for it until the first pass is done. The progress panel beside the map reruns the page
-    when the job ends, and the page then draws the stored result."""
+    """The running job's map, redrawn every :data:`LIVE_INTERVAL_S` from its live snapshot (before the first
+    one, from the pixels it reuses from stored views); ``placeholder()`` draws what stands in for it until
+    there is either. The progress panel beside the map reruns the page when the job ends, and the page then
+    draws the stored result."""
     def draw(_status: Any) -> None:
         snap = live_snapshot(jobs.job_id)
+        reused = snap is None
+        if reused:
+            snap = reused_snapshot(jobs.job_id, jobs.spec)
         filled = None if snap is None else fill_nearest(*snap)
         if filled is None:
             placeholder()
@@ -68,9 +88,14 @@ def live_map(jobs: compute.ViewJobs, height: int, placeholder) -> None:
         st.plotly_chart(fig, key="tx_live_map", width="stretch",
                         config={"displaylogo": False, "scrollZoom": False, "displayModeBar": False})
         share = float(np.mean(snap[1]))
-        st.caption(f":material/hourglass_top: Computing: {100 * share:.0f}% of the pixels trained so far "
-                   "(the others show their nearest trained pixel); the map sharpens pass by pass. Click to zoom "
-                   "once it is done.")
+        if reused:
+            st.caption(f":material/hourglass_top: Starting: {100 * share:.0f}% of the pixels taken from the "
+                       "stored views (the others show their nearest one); the map sharpens as the job trains the "
+                       "rest. Click to zoom once it is done.")
+        else:
+            st.caption(f":material/hourglass_top: Computing: {100 * share:.0f}% of the pixels trained so far "
+                       "(the others show their nearest trained pixel); the map sharpens pass by pass. Click to "
+                       "zoom once it is done.")
 
     live_job_fragment(jobs.job_id, key="tx_live", interval=LIVE_INTERVAL_S, draw=draw,
                       rerun_app_when_finished=False)
@@ -91,7 +116,8 @@ def result_notes(spec, stats: Mapping[str, Any] | None) -> list[str]:
         text = f"inferred {100 * int(stats.get('inferred') or 0) / pixels:.0f}% of pixels"
         rate, ci = stats.get("error_rate"), stats.get("error_ci")
         if int(stats.get("sample_size") or 0) and rate is not None and math.isfinite(rate) and ci:
-            text += f"; sampled error {100 * rate:.1f}% ± {100 * (ci[1] - ci[0]) / 2:.1f}%"
+            # the exact interval is lopsided at rare errors (0 of 2,500: 0-0.15%), so both ends, not a "±"
+            text += f"; sampled error {100 * rate:.2g}% (95% interval {100 * ci[0]:.2g}–{100 * ci[1]:.2g}%)"
             text += f" ({int(stats.get('sample_errors') or 0)} wrong of {int(stats['sample_size']):,} sampled)"
         notes.append(text)
     reused = int(stats.get("reused") or 0)

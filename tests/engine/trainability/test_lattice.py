@@ -66,6 +66,15 @@ def test_refine_is_a_declared_choice_in_the_key_and_on_the_cli():
         cli._parse_args(["--out", "x", "--lattice", "1"])
 
 
+def test_a_refined_grids_key_holds_the_boundary_margin(monkeypatch):
+    from engine.trainability import spec as spec_module
+
+    refined, before = GridSpec(refine="boundary"), GridSpec(refine="boundary").content_hash()
+    monkeypatch.setattr(spec_module, "BOUNDARY_MARGIN", spec_module.BOUNDARY_MARGIN + 1)
+    assert refined.content_hash() != before  # a map refined with another margin is another result
+    assert GridSpec().content_hash() == KEYS_BEFORE["default"]  # exact grids never hold it
+
+
 # ---------------------------------------------------------------------------------------------- the lattice
 
 
@@ -182,12 +191,11 @@ def test_unsnapped_views_keep_linspace_coordinates():
     assert views.view_spec(spec0)[0] == spec0 and views.view_spec(spec0, root)[0].lattice is None
 
 
-def test_preview_and_with_view_leave_the_lattice_behind_but_keep_the_view():
+def test_with_view_leaves_the_lattice_behind_but_keeps_the_view():
     spec0 = base()
     root = views.view_of(spec0)
     spec1, _ = views.view_spec(spec0, views.snapped_zoom(root, 64, root, 1.3, 0.4, 2))
-    preview = views.preview_spec(spec1, 16)
-    assert preview.lattice is None and views.view_of(preview) == views.view_of(spec1) and preview.n_x == 16
+    assert spec1.lattice is not None
     moved = views.with_view(spec1, (0.0, 1.0, 0.0, 1.0))
     assert moved.lattice is None and views.view_of(moved) == (0.0, 1.0, 0.0, 1.0)
 

@@ -67,13 +67,6 @@ def test_the_zoom_video_keyframes_get_the_promotion_too():
     assert first.dtype == "float32" and last.dtype == "float64"
 
 
-def test_preview_spec_is_coarse_and_keeps_the_aspect():
-    spec = presets.preset("tanh", resolution=(128, 64))
-    prev = views.preview_spec(spec)
-    assert prev.resolution == (32, 16) and prev.x_range == spec.x_range and prev.steps == spec.steps
-    assert views.preview_spec(presets.preset("tanh", resolution=32)) is None
-
-
 def test_check_and_same_view():
     assert views.check_view("v", [0, 1, 2, 3]) == (0.0, 1.0, 2.0, 3.0)
     with pytest.raises(ValueError, match="^v:"):
