@@ -68,3 +68,18 @@ def test_a_bad_environment_value_is_reported_once(monkeypatch):
     [err] = at.error
     assert "FRACTAL_LAB_DASK_SCHEDULER" in err.value and "got 'http://cluster'" in err.value
     assert at.radio(key="tx_compute_on").value == "This machine"
+
+
+def test_the_explorers_cost_line_says_a_cluster_is_not_estimated(fresh_store, monkeypatch):
+    """The estimate is this machine's speed: with "Compute on" at a cluster the sidebar says so, not that the
+    view takes that long there."""
+    from tests.pages.conftest import open_page
+
+    monkeypatch.delenv("FRACTAL_LAB_DASK_SCHEDULER", raising=False)
+    at = open_page("pages/1_Trainability_Explorer.py", 120).run()
+    cost = next(m.value for m in at.markdown if m.value.startswith("**Cost of this view:**"))
+    assert cost.endswith("on this machine"), cost
+    at.radio(key="tx_compute_on").set_value("Dask cluster").run()
+    assert not at.exception, at.exception
+    cost = next(m.value for m in at.markdown if m.value.startswith("**Cost of this view:**"))
+    assert cost.endswith("on this machine (it runs on the Dask cluster, whose speed is not estimated)"), cost

@@ -2,7 +2,8 @@
 
 While the job runs, the worker writes a live snapshot after every refinement pass (``results.read_live``): the
 pixels trained so far. The page fills every other pixel from its nearest trained one, so the first picture is a
-coarse mosaic within seconds that sharpens pass by pass, in one job (no separate preview). A finished map
+coarse mosaic within seconds that sharpens pass by pass, in one job (no separate preview); a zoom's very first
+picture, before the worker has trained anything, is the pixels it takes from the stored views. A finished map
 computed with ``refine="boundary"`` says how many pixels were inferred and the error measured on a sample of
 them, and can dim the inferred pixels; pixels taken from stored views are counted too.
 """

@@ -14,6 +14,7 @@ from engine.trainability.views import view_of
 from ui.format import format_duration
 from ui.spec_form import spec_input
 from ui.trainability import compute, session
+from ui.trainability.cluster import DASK
 
 RESOLUTIONS = (16, 24, 32, 48, 64, 96, 128, 192, 256, 384, 512)  # the menu of square sizes
 TITLES = {"activation": {k: a.title for k, a in ACTIVATIONS.items()},
@@ -37,8 +38,11 @@ def sidebar(state: dict) -> None:
     spec, _ = session.view_spec(state)
     st.divider()
     most = "at most " if getattr(spec, "refine", "exact") != "exact" else ""  # refinement trains fewer pixels
+    where = "on this machine"
+    if st.session_state.get("tx_compute_on") == DASK:  # "Compute on" is drawn below; its value is known here
+        where += " (it runs on the Dask cluster, whose speed is not estimated)"
     st.markdown(f"**Cost of this view:** {most}{network_steps(spec) / 1e6:.3g} M network-steps · about "
-                f"**{format_duration(compute.estimate(spec))}** on this machine")
+                f"**{format_duration(compute.estimate(spec))}** {where}")
     st.button("Compute this view", type="primary", key="tx_compute", on_click=compute.request_compute,
               width="stretch", icon=":material/play_arrow:")
 
