@@ -480,16 +480,14 @@ def _compute_pixels(spec: GridSpec, idx: np.ndarray, init, progress, cancel, dev
             cache["cores"] = max(1, cluster.cluster_info(address).cores)
         if "init" not in cache:
             cache["init"] = None if init is None else check_init(spec, init)
-        size = _batch_size(spec, dev, kernel, cache["cores"], int(idx.size))
-        batches = [idx[i:i + size] for i in range(0, idx.size, size)]
+        batches = _batches(idx, _batch_size(spec, dev, kernel, cache["cores"], int(idx.size)))
         results = cluster.run_on_cluster(address, batches, _pixels_in_process, (spec, cache["init"], kernel), total,
                                          progress, cancel)
         return _join(results)
     if "problem" not in cache:
         cache["problem"] = _problem(spec, init, dev)
     n_workers = executor.workers(dev)
-    size = _batch_size(spec, dev, kernel, n_workers, int(idx.size))
-    batches = [idx[i:i + size] for i in range(0, idx.size, size)]
+    batches = _batches(idx, _batch_size(spec, dev, kernel, n_workers, int(idx.size)))
     n_workers = min(n_workers, len(batches))
     use_processes = executor.use_processes(total, dev, n_workers) and (
         kernel == "eager" or env_flag("FRACTAL_LAB_GRID_PROCESSES", False))
@@ -511,8 +509,21 @@ def _compute_pixels(spec: GridSpec, idx: np.ndarray, init, progress, cancel, dev
         return _join(executor.run_in_threads(batches, work, n_workers, total, progress, cancel, dev))
 
 
+def _batches(idx: np.ndarray, size: int) -> list[np.ndarray]:
+    """``idx`` dealt into batches of at most ``size``: batch ``i`` takes every ``n``-th pixel from the ``i``-th,
+    so each holds a like share of slow (converged) and quick (diverged, stopped early) networks and the threads
+    of a pass finish together; contiguous runs of a map's rows left one thread idle at the end of a pass."""
+    n = max(1, -(-idx.size // max(1, size)))
+    return [idx[i::n] for i in range(n)]
+
+
 def _join(results) -> tuple[np.ndarray, int]:
-    return np.concatenate([m for m, _ in results]), sum(s for _, s in results)
+    """The measures of :func:`_batches`' batches put back in the order of the indices they were dealt from."""
+    measures = [np.asarray(m) for m, _ in results]
+    out = np.empty(sum(m.size for m in measures), dtype=np.float64)
+    for i, m in enumerate(measures):
+        out[i::len(measures)] = m
+    return out, sum(s for _, s in results)
 
 
 def _run_refined(spec: GridSpec, init, progress, cancel, dev: torch.device, kernel: str, t0: float, known,
