@@ -23,6 +23,7 @@ from typing import Callable
 import numpy as np
 
 from engine.errors import Cancelled
+from engine.trainability.spec import BOUNDARY_MARGIN
 
 MODES = ("exact", "boundary")
 GLANCE_MIN = 256  # a first lattice pass of more pixels than this is split: its every other point comes first
@@ -38,8 +39,8 @@ class Refinement:
 
     ``measure``: every pixel (inferred ones interpolated, with the sign of their block's verdict). ``computed``:
     trained here or given exactly in ``known`` (sampled pixels included). ``sampled``: inferred pixels trained
-    afterwards to measure the guess's error; ``error_rate``/``error_ci`` (Clopper-Pearson 95%) estimate the share of
-    wrong verdicts among the inferred pixels (0 and (0, 0) when nothing was inferred; NaN and (0, 1) when
+    afterwards to measure the guess's error; ``error_rate``/``error_ci`` (Clopper-Pearson 95%) estimate the share
+    of wrong verdicts among the inferred pixels (0 and (0, 0) when nothing was inferred; NaN and (0, 1) when
     sampling was switched off). ``passes``: calls of ``compute``.
     """
 
@@ -247,8 +248,8 @@ def _check(shape, mode, known_measure, known_mask, coarse, margin, sample_fracti
 
 
 def refine(shape, compute: Compute, *, mode: str = "boundary", known_measure=None, known_mask=None,
-           coarse: int = 8, margin: int = 1, sample_fraction: float = 0.01, seed: int = 0, on_partial=None,
-           should_stop=None) -> Refinement:
+           coarse: int = 8, margin: int = BOUNDARY_MARGIN, sample_fraction: float = 0.01, seed: int = 0,
+           on_partial=None, should_stop=None) -> Refinement:
     """Fill an ``(n_y, n_x)`` map, training pixels through ``compute(flat_indices) -> measures`` (measure < 0
     iff converged; row-major indices; one call per pass).
 
