@@ -5,16 +5,17 @@ and keeps the rate in ``rates.json`` under the store root, per device type and d
 (:func:`kind_of`: activation, phase space, minibatch or not; how many pixels diverge and stop early differs between
 them several-fold), the last :data:`HISTORY` runs each. A rate is stored in the cost model's reference units
 (network-steps of the reference network per second: ``network_steps_full * cost_per_step(spec) / REF_COST /
-(elapsed_s - setup_s)``), so a width-8 grid calibrates the estimate of a width-16 one; beside it the job's setup
-(``setup_s``: the store looked up, the kernel loaded; about half a second whatever the size), which a rate
-must not spread over the pixels: a small grid would make every larger one look slow. :func:`measured` is the
-median rate, :func:`setup` the median setup, and :func:`calibrated_seconds` ``setup + work / rate``: the
+(elapsed_s - overhead_s)``), so a width-8 grid calibrates the estimate of a width-16 one; beside it the job's
+overhead (``overhead_s``: the store looked up, the kernel loaded, the files written; about a second whatever the
+size), which a rate must not spread over the pixels: a small grid would make every larger one look slow.
+:func:`measured` is the median rate, :func:`overhead` the median overhead, and :func:`calibrated_seconds`
+``overhead + work / rate``: the
 experiment's own numbers once one of its grids finished here, the dtype's until then. A grid computed on a Dask
 cluster says nothing about this machine and is not recorded.
 
     runs.rates.measured("float64")            # e.g. 231000.0, or None before the first grid finished
     runs.rates.measured("float64", kind="relu/lr_vs_lr")   # ReLU grids' own rate (the dtype's before one ran)
-    runs.rates.calibrated_seconds(spec)       # setup + work / rate as measured here (the constants before that)
+    runs.rates.calibrated_seconds(spec)       # overhead + work / rate as measured here (the constants before that)
 """
 
 from __future__ import annotations
@@ -88,19 +89,19 @@ def _read(path: Path) -> dict[str, list[dict]]:
     return out
 
 
-def setup_of(stats: dict) -> float | None:
-    """The seconds a finished grid spent before its first pixel (``setup_s``; None for results written before
-    it was recorded, or when it is not a number below the grid's whole time)."""
+def overhead_of(stats: dict) -> float | None:
+    """The seconds a finished grid job spent outside training (``overhead_s``; None for results written before
+    it was recorded, or when it is not a number below the job's whole time)."""
     if not isinstance(stats, dict):
         return None
-    setup, elapsed = stats.get("setup_s"), _positive(stats.get("elapsed_s"))
-    if isinstance(setup, bool) or not isinstance(setup, (int, float)) or elapsed is None:
+    value, elapsed = stats.get("overhead_s"), _positive(stats.get("elapsed_s"))
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or elapsed is None:
         return None
-    return float(setup) if math.isfinite(setup) and 0 <= setup < elapsed else None
+    return float(value) if math.isfinite(value) and 0 <= value < elapsed else None
 
 
 def rate_of(spec: Any, stats: dict) -> float | None:
-    """The rate a finished grid trained at, in reference network-steps per second (its setup left out); None
+    """The rate a finished grid trained at, in reference network-steps per second (its overhead left out); None
     when its stats lack the numbers (results written before stats existed) or it trained nothing (every pixel
     reused)."""
     if not isinstance(stats, dict):
@@ -110,19 +111,19 @@ def rate_of(spec: Any, stats: dict) -> float | None:
         return None
     from engine.trainability import cost  # imported here: importing runs must not import torch
 
-    return steps * cost._cost_per_step(spec) / cost._REF_COST / (elapsed - (setup_of(stats) or 0.0))
+    return steps * cost._cost_per_step(spec) / cost._REF_COST / (elapsed - (overhead_of(stats) or 0.0))
 
 
 def record_rate(dtype: str, device: str, rate: float, key: str = "", store: Store | None = None,
-                kind: str | None = None, setup: float | None = None) -> None:
-    """Append one measured rate (and the job's setup seconds, when known) to its (device type, dtype) history
+                kind: str | None = None, overhead: float | None = None) -> None:
+    """Append one measured rate (and the job's overhead seconds, when known) to its (device type, dtype) history
     and, with ``kind``, to that experiment's history too, keeping the last :data:`HISTORY` of each."""
     rate = _positive(rate)
     if rate is None:
         raise ValueError(f"rate: must be a finite number > 0, got {rate!r}")
-    if setup is not None and (isinstance(setup, bool) or not isinstance(setup, (int, float))
-                              or not math.isfinite(setup) or setup < 0):
-        raise ValueError(f"setup: must be a finite number of seconds >= 0, got {setup!r}")
+    if overhead is not None and (isinstance(overhead, bool) or not isinstance(overhead, (int, float))
+                                 or not math.isfinite(overhead) or overhead < 0):
+        raise ValueError(f"overhead: must be a finite number of seconds >= 0, got {overhead!r}")
     st = _store(store)
     path = st.root / FILE
     with _locked(st):
@@ -130,8 +131,8 @@ def record_rate(dtype: str, device: str, rate: float, key: str = "", store: Stor
         for slot in [_slot(dtype, device)] + ([_slot(dtype, device, kind)] if kind else []):
             hist = table.setdefault(slot, [])
             entry = {"rate": rate, "t": time.time(), "key": str(key)[:200]}
-            if setup is not None:
-                entry["setup"] = float(setup)
+            if overhead is not None:
+                entry["overhead"] = float(overhead)
             hist.append(entry)
             table[slot] = hist[-HISTORY:]
         write_json_atomic(path, {"version": VERSION, "rates": table})
@@ -147,7 +148,7 @@ def record(spec: Any, stats: dict, key: str = "", store: Store | None = None) ->
         return None
     dtype = stats.get("dtype") if isinstance(stats.get("dtype"), str) else spec.dtype
     record_rate(dtype, device_type(stats.get("device")), rate, key=key, store=store, kind=kind_of(spec),
-                setup=setup_of(stats))
+                overhead=overhead_of(stats))
     return rate
 
 
@@ -163,22 +164,22 @@ def measured(dtype: str, device: str = "cpu", store: Store | None = None, kind: 
     return statistics.median(rates) if rates else None
 
 
-def setup(dtype: str, device: str = "cpu", store: Store | None = None, kind: str | None = None) -> float | None:
-    """The median setup seconds of this machine's recorded grids, chosen as :func:`measured` chooses (None
-    before a grid that recorded one finished)."""
+def overhead(dtype: str, device: str = "cpu", store: Store | None = None, kind: str | None = None) -> float | None:
+    """The median overhead seconds of this machine's recorded grid jobs, chosen as :func:`measured` chooses (None
+    before a job that recorded one finished)."""
     table = _read(_store(store).root / FILE)
 
-    def setups(slot: str) -> list[float]:
-        return [float(e["setup"]) for e in table.get(slot, [])
-                if isinstance(e.get("setup"), (int, float)) and not isinstance(e.get("setup"), bool)
-                and math.isfinite(e["setup"]) and e["setup"] >= 0]
+    def overheads(slot: str) -> list[float]:
+        return [float(e["overhead"]) for e in table.get(slot, [])
+                if isinstance(e.get("overhead"), (int, float)) and not isinstance(e.get("overhead"), bool)
+                and math.isfinite(e["overhead"]) and e["overhead"] >= 0]
 
-    values = (setups(_slot(dtype, device, kind)) if kind else []) or setups(_slot(dtype, device))
+    values = (overheads(_slot(dtype, device, kind)) if kind else []) or overheads(_slot(dtype, device))
     return statistics.median(values) if values else None
 
 
 def calibrated_seconds(spec: Any, device: str = "cpu", store: Store | None = None) -> float:
-    """The grid's estimated seconds, ``setup + work / rate``, from the measured numbers of its experiment (or of
+    """The grid's estimated seconds, ``overhead + work / rate``, from the measured numbers of its experiment (or of
     its dtype), or from the built-in constants when this machine has not finished a grid of that dtype yet."""
     from engine.trainability.cost import estimate_seconds
 
@@ -186,7 +187,7 @@ def calibrated_seconds(spec: Any, device: str = "cpu", store: Store | None = Non
     rate = measured(spec.dtype, device, store, kind=kind)
     if rate is None:
         return estimate_seconds(spec)
-    return estimate_seconds(spec, rate=rate) + (setup(spec.dtype, device, store, kind=kind) or 0.0)
+    return estimate_seconds(spec, rate=rate) + (overhead(spec.dtype, device, store, kind=kind) or 0.0)
 
 
 def after_commit(kind: str, job_id: str, spec: Any) -> float | None:

@@ -99,7 +99,7 @@ def test_real_grid_jobs_calibrate_the_estimate_of_a_third_size(env):
         rate_stats = results.load(runs.result_dir(job)).stats
         assert rate_stats["network_steps_full"] == spec.n_x * spec.n_y * spec.steps
         assert rate_stats["device"] == "cpu" and rate_stats["dtype"] == "float64"
-        assert 0 < rate_stats["setup_s"] < rate_stats["elapsed_s"]  # the kernel loaded before the grid's clock
+        assert 0 < rate_stats["overhead_s"] < rate_stats["elapsed_s"]  # the kernel loaded outside the grid's clock
         expected.append(rates.rate_of(spec, rate_stats))
     assert sorted(rates.history("float64")) == sorted(expected)
     measured = rates.measured("float64")
@@ -128,20 +128,21 @@ def test_an_experiments_own_rate_comes_before_its_dtypes(env):
     assert rates.calibrated_seconds(SPEC) == pytest.approx(cost.estimate_seconds(SPEC, rate=tanh_rate))
 
 
-def test_the_setup_is_kept_apart_from_the_rate_and_added_once_to_the_estimate(env):
-    """A job's setup (store lookup, kernel load) costs the same for any size: spread over a small grid's pixels
-    it would make every larger grid's estimate too slow. The rate leaves it out; the estimate adds it once."""
-    rate = rates.record(SPEC, stats(elapsed=0.9, setup_s=0.4))
-    assert rate == pytest.approx(cost.reference_rate(SPEC, 25_600, 0.5), rel=1e-12)  # 0.9 s - 0.4 s of setup
-    assert rates.setup("float64") == 0.4 and rates.setup("float64", kind=rates.kind_of(SPEC)) == 0.4
+def test_the_overhead_is_kept_apart_from_the_rate_and_added_once_to_the_estimate(env):
+    """A job's overhead (store lookup, kernel load, files written) is about the same for any size: spread over a
+    small grid's pixels it would make every larger grid's estimate too slow. The rate leaves it out; the
+    estimate adds it once."""
+    rate = rates.record(SPEC, stats(elapsed=0.9, overhead_s=0.4))
+    assert rate == pytest.approx(cost.reference_rate(SPEC, 25_600, 0.5), rel=1e-12)  # 0.9 s - 0.4 s of overhead
+    assert rates.overhead("float64") == 0.4 and rates.overhead("float64", kind=rates.kind_of(SPEC)) == 0.4
     big = dataclasses.replace(SPEC, resolution=(64, 64))
     assert rates.calibrated_seconds(big) == pytest.approx(0.4 + 16 * 0.5, rel=1e-12)  # 16x the pixels of SPEC
     assert rates.calibrated_seconds(SPEC) == pytest.approx(0.9, rel=1e-12)  # its own time back
-    rates.record(SPEC, stats(elapsed=2.0, setup_s=0.6))
-    assert rates.setup("float64") == pytest.approx(0.5)  # the median
-    # an older result without setup_s, or a nonsense one, counts whole and records no setup
+    rates.record(SPEC, stats(elapsed=2.0, overhead_s=0.6))
+    assert rates.overhead("float64") == pytest.approx(0.5)  # the median
+    # an older result without overhead_s, or a nonsense one, counts whole and records no overhead
     assert rates.rate_of(SPEC, stats(elapsed=0.5)) == pytest.approx(cost.reference_rate(SPEC, 25_600, 0.5))
     for bad in (-1.0, 0.5, 7.0, float("nan"), True, "0.1"):
-        assert rates.setup_of(stats(elapsed=0.5, setup_s=bad)) is None, bad
-    with pytest.raises(ValueError, match="^setup:"):
-        rates.record_rate("float64", "cpu", 1000.0, setup=-0.1)
+        assert rates.overhead_of(stats(elapsed=0.5, overhead_s=bad)) is None, bad
+    with pytest.raises(ValueError, match="^overhead:"):
+        rates.record_rate("float64", "cpu", 1000.0, overhead=-0.1)
