@@ -4,12 +4,12 @@
     python bench/estimates.py --calibrate tanh:32 tanh:48 --check tanh:64 relu:64 --steps 100   # quicker
 
 Every grid runs as a real background job (``runs.submit``, one at a time, in a throw-away store), exactly as the
-explorer runs it: the worker records each grid's rate and overhead from its ``stats.json`` (``runs.rates``). The
-first grids (``--calibrate``) give the measured numbers (medians, per experiment and dtype, the rate in the cost
-model's reference units); for each of the other grids (``--check``) the bench prints the estimate the explorer
-shows (``runs.rates.calibrated_seconds``: the median overhead plus the work at the median rate) before it runs, the
-constants' estimate, the measured seconds (``stats.json``'s ``elapsed_s``: the grid's own time, not the worker's
-start), and the error of each. A grid is ``PRESET:SIDE`` or ``PRESET:SIDE:DTYPE``. Rates are noisy on a shared
+explorer runs it: the worker records each grid's speed, share of steps run and overhead from its ``stats.json``
+(``runs.rates``). The first grids (``--calibrate``) give the measured numbers (medians, per experiment and dtype,
+the speed in the cost model's reference units); for each of the other grids (``--check``) the bench prints the
+estimate the explorer shows (``runs.rates.calibrated_seconds``: overhead + work * share / speed; an experiment not
+among the calibration grids takes its preset's share) before it runs, the constants' estimate, the measured
+seconds (``stats.json``'s ``elapsed_s``: the grid's own time, not the worker's start), and the error of each. A grid is ``PRESET:SIDE`` or ``PRESET:SIDE:DTYPE``. Rates are noisy on a shared
 machine: the load average is printed alongside.
 """
 
@@ -76,11 +76,12 @@ def main(argv=None) -> int:
         check = [parse_grid(t, args.steps) for t in args.check]
         print(f"load average {os.getloadavg()[0]:.2f} {os.getloadavg()[1]:.2f}; {os.cpu_count()} cores; "
               f"{args.steps} steps")
-        print(f"{'calibration grid':28s} {'seconds':>9s} {'overhead':>8s} {'rate (ref. steps/s)':>20s}")
+        print(f"{'calibration grid':28s} {'seconds':>9s} {'overhead':>8s} {'speed (ref. steps/s)':>21s} "
+              f"{'steps run':>9s}")
         for text, spec in zip(args.calibrate, calibrate):
             stats = run_job(spec)
             print(f"{text:28s} {stats['elapsed_s']:9.2f} {rates.overhead_of(stats) or 0:8.2f} "
-                  f"{rates.rate_of(spec, stats):20,.0f}")
+                  f"{rates.rate_of(spec, stats):21,.0f} {rates.stepped_of(stats):9.1%}")
         errors, const_errors = [], []
         print(f"\n{'grid':28s} {'estimate':>9s} {'measured':>9s} {'error':>8s} {'constants':>10s} {'error':>8s}")
         for text, spec in zip(args.check, check):

@@ -1,21 +1,24 @@
 """This machine's measured speed, so cost estimates follow the hardware the user has instead of ours.
 
-After every grid job the worker reads the result's ``stats.json`` (network-steps trained, seconds, dtype, device)
-and keeps the rate in ``rates.json`` under the store root, per device type and dtype, and again per experiment
-(:func:`kind_of`: activation, phase space, minibatch or not; how many pixels diverge and stop early differs between
-them several-fold), the last :data:`HISTORY` runs each. A rate is stored in the cost model's reference units
-(network-steps of the reference network per second: ``network_steps_full * cost_per_step(spec) / REF_COST /
-(elapsed_s - overhead_s)``), so a width-8 grid calibrates the estimate of a width-16 one; beside it the job's
-overhead (``overhead_s``: the store looked up, the kernel loaded, the files written; about a second whatever the
-size), which a rate must not spread over the pixels: a small grid would make every larger one look slow.
-:func:`measured` is the median rate, :func:`overhead` the median overhead, and :func:`calibrated_seconds`
-``overhead + work / rate``: the
-experiment's own numbers once one of its grids finished here, the dtype's until then. A grid computed on a Dask
-cluster says nothing about this machine and is not recorded.
+After every grid job the worker reads the result's ``stats.json`` and keeps, in ``rates.json`` under the store root,
+three numbers per job, per device type and dtype and again per experiment (:func:`kind_of`: activation, phase
+space, minibatch or not), the last :data:`HISTORY` jobs each:
+
+- ``rate``: the speed, in the cost model's reference units (network-steps of the reference network per second:
+  ``network_steps * cost_per_step(spec) / REF_COST / (elapsed_s - overhead_s)``), counting the steps actually run,
+  so a width-8 grid calibrates a width-16 one and the speed says nothing about how many networks diverged;
+- ``stepped``: the share of the grid's network-steps actually run (``network_steps / network_steps_full``): how
+  early its diverged networks stopped, which differs between experiments several-fold (ReLU 0.34, tanh 0.66);
+- ``overhead``: the job's time outside training (store lookup, kernel load, files written; about a second whatever
+  the size), which a speed must not spread over the pixels: a small grid would make every larger one look slow.
+
+:func:`calibrated_seconds` is ``overhead + work * stepped / rate`` from the medians: the experiment's own numbers
+once one of its grids finished here, else the dtype's speed and the preset's built-in share
+(``Preset.stepped``). A grid computed on a Dask cluster says nothing about this machine and is not recorded.
 
     runs.rates.measured("float64")            # e.g. 231000.0, or None before the first grid finished
-    runs.rates.measured("float64", kind="relu/lr_vs_lr")   # ReLU grids' own rate (the dtype's before one ran)
-    runs.rates.calibrated_seconds(spec)       # overhead + work / rate as measured here (the constants before that)
+    runs.rates.stepped("float64", kind="relu/lr_vs_lr")   # e.g. 0.34: ReLU grids stop early
+    runs.rates.calibrated_seconds(spec)       # the estimate from what was measured here (the constants before that)
 """
 
 from __future__ import annotations
@@ -35,7 +38,7 @@ from runs import records
 FILE = "rates.json"
 LOCK = ".rates.lock"
 HISTORY = 20  # runs kept per (device type, dtype): the median follows a machine that got faster or busier
-VERSION = 1
+VERSION = 2  # 2: a rate counts the steps actually run, beside their share; version-1 rates are not read
 LOCAL = (None, "", "local")  # stats["scheduler"] values that mean: computed on this machine
 
 
@@ -77,7 +80,7 @@ def _read(path: Path) -> dict[str, list[dict]]:
         data = json.loads(path.read_bytes())
     except (OSError, ValueError, UnicodeDecodeError, RecursionError):
         return {}
-    table = data.get("rates") if isinstance(data, dict) else None
+    table = data.get("rates") if isinstance(data, dict) and data.get("version") == VERSION else None
     if not isinstance(table, dict):
         return {}
     out: dict[str, list[dict]] = {}
@@ -100,13 +103,21 @@ def overhead_of(stats: dict) -> float | None:
     return float(value) if math.isfinite(value) and 0 <= value < elapsed else None
 
 
-def rate_of(spec: Any, stats: dict) -> float | None:
-    """The rate a finished grid trained at, in reference network-steps per second (its overhead left out); None
-    when its stats lack the numbers (results written before stats existed) or it trained nothing (every pixel
-    reused)."""
+def stepped_of(stats: dict) -> float | None:
+    """The share of a finished grid's network-steps that were run (diverged networks stop early), or None."""
     if not isinstance(stats, dict):
         return None
-    steps, elapsed = _positive(stats.get("network_steps_full")), _positive(stats.get("elapsed_s"))
+    run, full = _positive(stats.get("network_steps")), _positive(stats.get("network_steps_full"))
+    return None if run is None or full is None or run > full else run / full
+
+
+def rate_of(spec: Any, stats: dict) -> float | None:
+    """The speed a finished grid trained at, in reference network-steps per second, counting the steps it ran
+    (its overhead left out); None when its stats lack the numbers (results written before stats existed) or it
+    trained nothing (every pixel reused)."""
+    if not isinstance(stats, dict):
+        return None
+    steps, elapsed = _positive(stats.get("network_steps")), _positive(stats.get("elapsed_s"))
     if steps is None or elapsed is None:
         return None
     from engine.trainability import cost  # imported here: importing runs must not import torch
@@ -115,7 +126,7 @@ def rate_of(spec: Any, stats: dict) -> float | None:
 
 
 def record_rate(dtype: str, device: str, rate: float, key: str = "", store: Store | None = None,
-                kind: str | None = None, overhead: float | None = None) -> None:
+                kind: str | None = None, overhead: float | None = None, stepped: float | None = None) -> None:
     """Append one measured rate (and the job's overhead seconds, when known) to its (device type, dtype) history
     and, with ``kind``, to that experiment's history too, keeping the last :data:`HISTORY` of each."""
     rate = _positive(rate)
@@ -124,6 +135,9 @@ def record_rate(dtype: str, device: str, rate: float, key: str = "", store: Stor
     if overhead is not None and (isinstance(overhead, bool) or not isinstance(overhead, (int, float))
                                  or not math.isfinite(overhead) or overhead < 0):
         raise ValueError(f"overhead: must be a finite number of seconds >= 0, got {overhead!r}")
+    if stepped is not None and (isinstance(stepped, bool) or not isinstance(stepped, (int, float))
+                                or not 0 < stepped <= 1):
+        raise ValueError(f"stepped: must be a share in (0, 1], got {stepped!r}")
     st = _store(store)
     path = st.root / FILE
     with _locked(st):
@@ -133,6 +147,8 @@ def record_rate(dtype: str, device: str, rate: float, key: str = "", store: Stor
             entry = {"rate": rate, "t": time.time(), "key": str(key)[:200]}
             if overhead is not None:
                 entry["overhead"] = float(overhead)
+            if stepped is not None:
+                entry["stepped"] = float(stepped)
             hist.append(entry)
             table[slot] = hist[-HISTORY:]
         write_json_atomic(path, {"version": VERSION, "rates": table})
@@ -148,7 +164,7 @@ def record(spec: Any, stats: dict, key: str = "", store: Store | None = None) ->
         return None
     dtype = stats.get("dtype") if isinstance(stats.get("dtype"), str) else spec.dtype
     record_rate(dtype, device_type(stats.get("device")), rate, key=key, store=store, kind=kind_of(spec),
-                overhead=overhead_of(stats))
+                overhead=overhead_of(stats), stepped=stepped_of(stats))
     return rate
 
 
@@ -164,30 +180,48 @@ def measured(dtype: str, device: str = "cpu", store: Store | None = None, kind: 
     return statistics.median(rates) if rates else None
 
 
+def _values(table: dict, slot: str, name: str) -> list[float]:
+    return [float(e[name]) for e in table.get(slot, [])
+            if isinstance(e.get(name), (int, float)) and not isinstance(e.get(name), bool)
+            and math.isfinite(e[name]) and e[name] >= 0]
+
+
 def overhead(dtype: str, device: str = "cpu", store: Store | None = None, kind: str | None = None) -> float | None:
     """The median overhead seconds of this machine's recorded grid jobs, chosen as :func:`measured` chooses (None
     before a job that recorded one finished)."""
     table = _read(_store(store).root / FILE)
-
-    def overheads(slot: str) -> list[float]:
-        return [float(e["overhead"]) for e in table.get(slot, [])
-                if isinstance(e.get("overhead"), (int, float)) and not isinstance(e.get("overhead"), bool)
-                and math.isfinite(e["overhead"]) and e["overhead"] >= 0]
-
-    values = (overheads(_slot(dtype, device, kind)) if kind else []) or overheads(_slot(dtype, device))
+    values = (_values(table, _slot(dtype, device, kind), "overhead") if kind else []) or _values(
+        table, _slot(dtype, device), "overhead")
     return statistics.median(values) if values else None
 
 
+def stepped(dtype: str, device: str = "cpu", store: Store | None = None, kind: str | None = None) -> float | None:
+    """The median share of network-steps run by experiment ``kind``'s recorded grids here, else the preset's
+    built-in share for that experiment (``Preset.stepped``), else None (then every step counts)."""
+    values = _values(_read(_store(store).root / FILE), _slot(dtype, device, kind), "stepped") if kind else []
+    if values:
+        return statistics.median(values)
+    from engine.trainability.presets import PRESETS  # here: importing runs must not import torch
+
+    priors = {}
+    for p in reversed(list(PRESETS.values())):  # the first preset of an experiment speaks for it
+        priors[kind_of(p.spec)] = p.stepped
+    return priors.get(kind)
+
+
 def calibrated_seconds(spec: Any, device: str = "cpu", store: Store | None = None) -> float:
-    """The grid's estimated seconds, ``overhead + work / rate``, from the measured numbers of its experiment (or of
-    its dtype), or from the built-in constants when this machine has not finished a grid of that dtype yet."""
+    """The grid's estimated seconds, ``overhead + work * stepped / rate``, from the numbers measured here for its
+    experiment (or its dtype; the share from the preset when the experiment never ran here), or from the built-in
+    constants when this machine has not finished a grid of that dtype yet."""
     from engine.trainability.cost import estimate_seconds
 
     kind = kind_of(spec)
     rate = measured(spec.dtype, device, store, kind=kind)
     if rate is None:
         return estimate_seconds(spec)
-    return estimate_seconds(spec, rate=rate) + (overhead(spec.dtype, device, store, kind=kind) or 0.0)
+    share = stepped(spec.dtype, device, store, kind=kind)
+    return (estimate_seconds(spec, rate=rate) * (1.0 if share is None else share)
+            + (overhead(spec.dtype, device, store, kind=kind) or 0.0))
 
 
 def after_commit(kind: str, job_id: str, spec: Any) -> float | None:

@@ -21,6 +21,10 @@ class Preset:
     spec: GridSpec
     paper_dimension: float  # Sohl-Dickstein 2024, Figure 1 / Table 1 (4096² zoom sequences)
     experiment: str
+    #: Share of its view's network-steps actually run (diverged networks stop early): the prior of a cost
+    #: estimate until a grid of the experiment ran here (runs.rates). Measured on the initial view at 512² x 500
+    #: (bench/refinement.py --sizes 512: network-steps of the exact map / (512² * 500)).
+    stepped: float = 1.0
 
 
 _FULL = dict(x_range=(-3.0, 6.0), y_range=(-3.0, 6.0))
@@ -30,26 +34,26 @@ PRESETS: dict[str, Preset] = {
     for p in [
         Preset("tanh", "tanh, full batch",
                "The headline figure: a tanh network trained full batch, input- vs output-layer learning rate.",
-               GridSpec(activation="tanh", **_FULL), 1.66, "tanh, full batch"),
+               GridSpec(activation="tanh", **_FULL), 1.66, "tanh, full batch", stepped=0.657),
         Preset("relu", "ReLU, full batch",
                "The same experiment with a ReLU network: the boundary is rougher in some places, smoother in "
                "others.",
-               GridSpec(activation="relu", **_FULL), 1.20, "ReLU, full batch"),
+               GridSpec(activation="relu", **_FULL), 1.20, "ReLU, full batch", stepped=0.337),
         Preset("linear", "deep linear (identity), N = n",
                "A linear network (identity activation) on as many samples as its width: fractal even without a "
                "nonlinearity.",
-               GridSpec(activation="identity", **_FULL), 1.17, "deep linear network (identity, N = n)"),
+               GridSpec(activation="identity", **_FULL), 1.17, "deep linear network (identity, N = n)", stepped=0.306),
         Preset("tanh_minibatch", "tanh, minibatch 16",
                "tanh with stochastic gradient descent on 16 rows per step (the same draws for every pixel).",
-               GridSpec(activation="tanh", batch_size=16, **_FULL), 1.55, "tanh, minibatch 16"),
+               GridSpec(activation="tanh", batch_size=16, **_FULL), 1.55, "tanh, minibatch 16", stepped=0.654),
         Preset("tanh_single", "tanh, dataset size 1", "tanh trained on a single datapoint.",
-               GridSpec(activation="tanh", dataset_size=1, **_FULL), 1.41, "tanh, dataset size 1"),
+               GridSpec(activation="tanh", dataset_size=1, **_FULL), 1.41, "tanh, dataset size 1", stepped=0.579),
         Preset("offset", "weight offset vs learning rate",
                "tanh with one learning rate for both layers (y) and an offset added to every input-layer weight "
                "(x), re-added before every step as in the authors' code (offset_every_step=False adds it once).",
                GridSpec(activation="tanh", phase_space="offset_vs_lr", x_range=(-5.0, 1.0), y_range=(-2.0, 4.0),
                         offset_every_step=True),
-               1.98, "tanh, parameter offset vs learning rate"),
+               1.98, "tanh, parameter offset vs learning rate", stepped=0.783),
     ]
 }
 

@@ -18,9 +18,10 @@ from runs import rates
 SPEC = GridSpec(activation="tanh", width=8, steps=100, resolution=(16, 16))
 
 
-def stats(steps=25_600, elapsed=0.5, dtype="float64", device="cpu", scheduler=None, **more):
-    return {"network_steps_full": steps, "elapsed_s": elapsed, "dtype": dtype, "device": device,
-            "scheduler": scheduler, **more}
+def stats(steps=25_600, elapsed=0.5, dtype="float64", device="cpu", scheduler=None, run=None, **more):
+    """A grid's stats.json: ``steps`` network-steps in all, ``run`` of them run (default: every one)."""
+    return {"network_steps": steps if run is None else run, "network_steps_full": steps, "elapsed_s": elapsed,
+            "dtype": dtype, "device": device, "scheduler": scheduler, **more}
 
 
 def test_the_rate_is_in_the_cost_models_reference_units(env):
@@ -146,3 +147,33 @@ def test_the_overhead_is_kept_apart_from_the_rate_and_added_once_to_the_estimate
         assert rates.overhead_of(stats(elapsed=0.5, overhead_s=bad)) is None, bad
     with pytest.raises(ValueError, match="^overhead:"):
         rates.record_rate("float64", "cpu", 1000.0, overhead=-0.1)
+
+
+def test_the_share_of_steps_run_is_kept_per_experiment_and_the_preset_gives_it_before(env):
+    """Speed is the hardware's (steps actually run per second); how many steps a grid runs is the experiment's
+    (ReLU networks diverge and stop early far more often than tanh ones). A ReLU grid's estimate uses the tanh
+    grids' speed with ReLU's own share once one ran here, the preset's share before that."""
+    from engine.trainability.presets import PRESETS
+
+    speed = rates.record(SPEC, stats(elapsed=0.5, run=12_800))  # half of its steps run: the speed counts those
+    assert speed == pytest.approx(cost.reference_rate(SPEC, 12_800, 0.5), rel=1e-12)
+    assert rates.stepped("float64", kind=rates.kind_of(SPEC)) == 0.5
+    relu = dataclasses.replace(SPEC, activation="relu")
+    prior = PRESETS["relu"].stepped
+    assert 0 < prior < PRESETS["tanh"].stepped < 1 and rates.stepped("float64", kind=rates.kind_of(relu)) == prior
+    assert rates.calibrated_seconds(relu) == pytest.approx(cost.estimate_seconds(relu, rate=speed) * prior)
+    rates.record(relu, stats(elapsed=0.25, run=6_400))
+    assert rates.stepped("float64", kind=rates.kind_of(relu)) == 0.25  # its own, measured
+    assert rates.stepped("float64", kind="sigmoid/lr_vs_lr") is None  # no preset, nothing run: every step counts
+    with pytest.raises(ValueError, match="^stepped:"):
+        rates.record_rate("float64", "cpu", 1000.0, stepped=1.5)
+
+
+def test_rates_of_the_previous_version_are_not_read(env):
+    """Version 1 stored effective rates (every step counted whether run or not): read as speeds they would
+    make every estimate wrong, so they are dropped and the next grid starts the history again."""
+    path = default_store().root / rates.FILE
+    path.write_text('{"version": 1, "rates": {"cpu/float64": [{"rate": 5.0, "t": 0, "key": "old"}]}}')
+    assert rates.measured("float64") is None
+    rates.record(SPEC, stats())
+    assert rates.history("float64") == [rates.rate_of(SPEC, stats())]
