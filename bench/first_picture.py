@@ -103,6 +103,25 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
+def _cpu_seconds(server_pid: int) -> dict[str, float]:
+    """CPU seconds used so far by the app's server, by Chromium and by the job workers (psutil comes with dask's
+    distributed): where the machine's two cores went while the zoom computed."""
+    import psutil
+
+    out = {"server": 0.0, "chromium": 0.0, "workers": 0.0}
+    for proc in psutil.process_iter(["cmdline"]):
+        try:
+            line = " ".join(proc.info["cmdline"] or [])
+            who = ("server" if proc.pid == server_pid else "chromium" if "chromium" in line
+                   else "workers" if "runs run" in line else None)
+            if who:
+                t = proc.cpu_times()
+                out[who] += t.user + t.system
+        except (psutil.NoSuchProcess, psutil.AccessDenied):
+            continue
+    return out
+
+
 def browser_path(spec, click: tuple[float, float], store: str) -> dict:
     """Open the stored parent view in Chromium, click ``click`` (fractions of the map), time the redraw."""
     from playwright.sync_api import sync_playwright
@@ -144,6 +163,7 @@ def browser_path(spec, click: tuple[float, float], store: str) -> dict:
                 except Exception:  # noqa: BLE001 - not wired yet: move again
                     continue
             old = page.evaluate("() => location.href")
+            cpu0 = _cpu_seconds(server.pid)
             t0 = time.perf_counter()
             page.mouse.click(x, y)
             first = done = None
@@ -156,9 +176,10 @@ def browser_path(spec, click: tuple[float, float], store: str) -> dict:
                     done = time.perf_counter() - t0
                     break
                 page.wait_for_timeout(20)
+            cpu = {k: v - cpu0.get(k, 0.0) for k, v in _cpu_seconds(server.pid).items()}
             page.screenshot(path=str(Path(store) / "after-click.png"))
             browser.close()
-        return {"first": first, "done": done}
+        return {"first": first, "done": done, "cpu": cpu}
     finally:
         server.terminate()
         try:
@@ -206,7 +227,8 @@ def main(argv=None) -> int:
                 print("browser: the map was not redrawn within 600 s of the click")
             else:
                 done = f"{b['done']:.2f} s" if b["done"] is not None else "not within 600 s"
-                print(f"browser: first picture {b['first']:.2f} s after the click, finished map drawn {done}")
+                print(f"browser: first picture {b['first']:.2f} s after the click, finished map drawn {done}; "
+                      f"CPU seconds meanwhile: " + ", ".join(f"{k} {v:.1f}" for k, v in b["cpu"].items()))
         print(f"load average {os.getloadavg()[0]:.2f} at the end")
     finally:
         shutil.rmtree(store, ignore_errors=True)

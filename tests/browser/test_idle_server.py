@@ -79,3 +79,43 @@ def test_server_idles_with_a_tab_open_and_listens_on_loopback_only(readme_server
     assert fraction < MAX_CORE_FRACTION, f"idle server used {fraction:.1%} of a core over {elapsed:.0f} s\n{text[-2000:]}"
     assert "Inotify" not in text
     assert "gatherUsageStats" not in text and "usage statistics" not in text.lower()
+
+
+LIVE = "[class*='st-key-tx_live_map'] .js-plotly-plot"
+BUSY_S = 15
+MAX_BUSY_FRACTION = 0.10  # measured 2.7% of a core; 20-35% while Streamlit ran gc.collect() after each rerun
+
+
+def test_server_stays_light_while_a_job_runs_and_its_live_map_redraws(readme_server, browser, monkeypatch):
+    """A live map and progress panel rerun their fragments several times a second: the server must not take
+    from the job it shows (Streamlit's default full garbage collection after each rerun took a third of a
+    core; .streamlit/config.toml turns it off)."""
+    import dataclasses
+    from urllib.parse import urlencode
+
+    import runs
+    from engine import trainability as tr
+    from ui.trainability.link import EXPLORER_URL_PATH, grid_view_query
+
+    proc, port, log = readme_server
+    monkeypatch.setenv("FRACTAL_LAB_CACHE", str(log.parent / "store"))  # the server's store, to cancel the job
+    spec = dataclasses.replace(tr.PRESETS["tanh"].spec, resolution=(128, 128), steps=2000, seed=43)
+    context = browser.new_context()
+    try:
+        page = context.new_page()
+        query = grid_view_query(spec.to_dict(), preset="tanh")
+        page.goto(f"http://127.0.0.1:{port}/{EXPLORER_URL_PATH}?{urlencode(query, safe=',;')}")
+        page.wait_for_selector(LIVE, timeout=120_000)
+        before = _cpu_seconds(proc.pid)
+        t0 = time.monotonic()
+        page.wait_for_timeout(BUSY_S * 1000)
+        used = _cpu_seconds(proc.pid) - before
+        elapsed = time.monotonic() - t0
+        assert page.locator(LIVE).count(), "the live map was still drawn at the end (the job had not finished)"
+    finally:
+        context.close()
+        for job in runs.list_jobs():
+            runs.cancel(job.id)
+    fraction = used / elapsed
+    print(f"server during a live job: {used:.2f} CPU-s over {elapsed:.1f} s = {fraction:.2%} of a core")
+    assert fraction < MAX_BUSY_FRACTION, f"the server used {fraction:.1%} of a core while the job ran"

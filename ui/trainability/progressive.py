@@ -65,38 +65,67 @@ def reused_snapshot(job_id: str, spec) -> tuple[np.ndarray, np.ndarray] | None:
     return snap
 
 
+def _snapshot_stamp(job_id: str) -> tuple | None:
+    """What identifies the job's current snapshot file (it is replaced after each pass), or None."""
+    folder = runs.live_dir(job_id)
+    try:
+        info = (folder / results.LIVE).stat() if folder is not None else None
+    except OSError:
+        return None
+    return None if info is None else (job_id, info.st_mtime_ns, info.st_size)
+
+
+def live_picture(jobs: compute.ViewJobs, height: int):
+    """``(figure, caption)`` of the running job's map (or of the pixels it reuses, before its first pass), or
+    None before there is either. Built once per snapshot: the map redraws every second but a snapshot changes
+    once per pass, and rebuilding a 256² figure each second took a third of a core from the job it showed."""
+    stamp = _snapshot_stamp(jobs.job_id) or (jobs.job_id, "reused")
+    cached = st.session_state.get("tx_live_picture")
+    if cached is not None and cached[0] == stamp:
+        return cached[1]
+    snap = live_snapshot(jobs.job_id) if stamp[1] != "reused" else None
+    reused = snap is None
+    if reused:
+        snap = reused_snapshot(jobs.job_id, jobs.spec)
+    filled = None if snap is None else fill_nearest(*snap)
+    picture = None
+    if filled is not None:
+        spec = jobs.spec
+        phase = PHASE_SPACES[spec.phase_space]
+        # float32 colours: plotly sends them as a typed array, a quarter of the JSON of float64 text
+        fig = heatmap_figure(equalized_values(filled).astype(np.float32), (*spec.x_range, *spec.y_range),
+                             colorscale=SPECTRAL_COLORSCALE, zmin=-1, zmax=1, x_title=phase.x_label,
+                             y_title=phase.y_label, height=height)
+        fig.update_xaxes(fixedrange=True)
+        fig.update_yaxes(fixedrange=True)
+        share = float(np.mean(snap[1]))
+        if reused:
+            caption = (f":material/hourglass_top: Starting: {100 * share:.0f}% of the pixels taken from the "
+                       "stored views (the others show their nearest one); the map sharpens as the job trains the "
+                       "rest. Click to zoom once it is done.")
+        else:
+            caption = (f":material/hourglass_top: Computing: {100 * share:.0f}% of the pixels trained so far "
+                       "(the others show their nearest trained pixel); the map sharpens pass by pass. Click to "
+                       "zoom once it is done.")
+        picture = (fig, caption)
+    st.session_state["tx_live_picture"] = (stamp, picture)
+    return picture
+
+
 def live_map(jobs: compute.ViewJobs, height: int, placeholder) -> None:
     """The running job's map, redrawn every :data:`LIVE_INTERVAL_S` from its live snapshot (before the first
     one, from the pixels it reuses from stored views); ``placeholder()`` draws what stands in for it until
     there is either. The progress panel beside the map reruns the page when the job ends, and the page then
     draws the stored result."""
     def draw(_status: Any) -> None:
-        snap = live_snapshot(jobs.job_id)
-        reused = snap is None
-        if reused:
-            snap = reused_snapshot(jobs.job_id, jobs.spec)
-        filled = None if snap is None else fill_nearest(*snap)
-        if filled is None:
+        picture = live_picture(jobs, height)
+        if picture is None:
             placeholder()
             return
-        spec = jobs.spec
-        phase = PHASE_SPACES[spec.phase_space]
-        fig = heatmap_figure(equalized_values(filled), (*spec.x_range, *spec.y_range),
-                             colorscale=SPECTRAL_COLORSCALE, zmin=-1, zmax=1, x_title=phase.x_label,
-                             y_title=phase.y_label, height=height)
-        fig.update_xaxes(fixedrange=True)
-        fig.update_yaxes(fixedrange=True)
+        fig, caption = picture
         st.plotly_chart(fig, key="tx_live_map", width="stretch",
                         config={"displaylogo": False, "scrollZoom": False, "displayModeBar": False})
-        share = float(np.mean(snap[1]))
-        if reused:
-            st.caption(f":material/hourglass_top: Starting: {100 * share:.0f}% of the pixels taken from the "
-                       "stored views (the others show their nearest one); the map sharpens as the job trains the "
-                       "rest. Click to zoom once it is done.")
-        else:
-            st.caption(f":material/hourglass_top: Computing: {100 * share:.0f}% of the pixels trained so far "
-                       "(the others show their nearest trained pixel); the map sharpens pass by pass. Click to "
-                       "zoom once it is done.")
+        st.caption(caption)
 
     live_job_fragment(jobs.job_id, key="tx_live", interval=LIVE_INTERVAL_S, draw=draw,
                       rerun_app_when_finished=False)
