@@ -170,14 +170,7 @@ def record(spec: Any, stats: dict, key: str = "", store: Store | None = None) ->
 
 def history(dtype: str, device: str = "cpu", store: Store | None = None, kind: str | None = None) -> list[float]:
     """The recorded rates of ``dtype`` on ``device`` (of experiment ``kind`` only, when given), oldest first."""
-    return [float(e["rate"]) for e in _read(_store(store).root / FILE).get(_slot(dtype, device, kind), [])]
-
-
-def measured(dtype: str, device: str = "cpu", store: Store | None = None, kind: str | None = None) -> float | None:
-    """The median of this machine's last :data:`HISTORY` rates for ``dtype`` on ``device``: those of experiment
-    ``kind`` (:func:`kind_of`) when one of its grids finished here, else the dtype's (None before any)."""
-    rates = (history(dtype, device, store, kind) if kind else []) or history(dtype, device, store)
-    return statistics.median(rates) if rates else None
+    return _values(_read(_store(store).root / FILE), _slot(dtype, device, kind), "rate")
 
 
 def _values(table: dict, slot: str, name: str) -> list[float]:
@@ -186,19 +179,27 @@ def _values(table: dict, slot: str, name: str) -> list[float]:
             and math.isfinite(e[name]) and e[name] >= 0]
 
 
-def overhead(dtype: str, device: str = "cpu", store: Store | None = None, kind: str | None = None) -> float | None:
-    """The median overhead seconds of this machine's recorded grid jobs, chosen as :func:`measured` chooses (None
-    before a job that recorded one finished)."""
-    table = _read(_store(store).root / FILE)
-    values = (_values(table, _slot(dtype, device, kind), "overhead") if kind else []) or _values(
-        table, _slot(dtype, device), "overhead")
+def _median(table: dict, name: str, dtype: str, device: str, kind: str | None) -> float | None:
+    """The median of ``name`` over experiment ``kind``'s entries when it has any, else over the dtype's."""
+    values = (_values(table, _slot(dtype, device, kind), name) if kind else []) or _values(
+        table, _slot(dtype, device), name)
     return statistics.median(values) if values else None
 
 
-def stepped(dtype: str, device: str = "cpu", store: Store | None = None, kind: str | None = None) -> float | None:
-    """The median share of network-steps run by experiment ``kind``'s recorded grids here, else the preset's
-    built-in share for that experiment (``Preset.stepped``), else None (then every step counts)."""
-    values = _values(_read(_store(store).root / FILE), _slot(dtype, device, kind), "stepped") if kind else []
+def measured(dtype: str, device: str = "cpu", store: Store | None = None, kind: str | None = None) -> float | None:
+    """The median of this machine's last :data:`HISTORY` rates for ``dtype`` on ``device``: those of experiment
+    ``kind`` (:func:`kind_of`) when one of its grids finished here, else the dtype's (None before any)."""
+    return _median(_read(_store(store).root / FILE), "rate", dtype, device, kind)
+
+
+def overhead(dtype: str, device: str = "cpu", store: Store | None = None, kind: str | None = None) -> float | None:
+    """The median overhead seconds of this machine's recorded grid jobs, chosen as :func:`measured` chooses (None
+    before a job that recorded one finished)."""
+    return _median(_read(_store(store).root / FILE), "overhead", dtype, device, kind)
+
+
+def _stepped(table: dict, dtype: str, device: str, kind: str | None) -> float | None:
+    values = _values(table, _slot(dtype, device, kind), "stepped") if kind else []
     if values:
         return statistics.median(values)
     from engine.trainability.presets import PRESETS  # here: importing runs must not import torch
@@ -209,19 +210,26 @@ def stepped(dtype: str, device: str = "cpu", store: Store | None = None, kind: s
     return priors.get(kind)
 
 
+def stepped(dtype: str, device: str = "cpu", store: Store | None = None, kind: str | None = None) -> float | None:
+    """The median share of network-steps run by experiment ``kind``'s recorded grids here, else the preset's
+    built-in share for that experiment (``Preset.stepped``), else None (then every step counts)."""
+    return _stepped(_read(_store(store).root / FILE), dtype, device, kind)
+
+
 def calibrated_seconds(spec: Any, device: str = "cpu", store: Store | None = None) -> float:
     """The grid's estimated seconds, ``overhead + work * stepped / rate``, from the numbers measured here for its
     experiment (or its dtype; the share from the preset when the experiment never ran here), or from the built-in
-    constants when this machine has not finished a grid of that dtype yet."""
+    constants when this machine has not finished a grid of that dtype yet. Reads ``rates.json`` once (the
+    explorer asks on every rerun)."""
     from engine.trainability.cost import estimate_seconds
 
-    kind = kind_of(spec)
-    rate = measured(spec.dtype, device, store, kind=kind)
+    table, kind = _read(_store(store).root / FILE), kind_of(spec)
+    rate = _median(table, "rate", spec.dtype, device, kind)
     if rate is None:
         return estimate_seconds(spec)
-    share = stepped(spec.dtype, device, store, kind=kind)
+    share = _stepped(table, spec.dtype, device, kind)
     return (estimate_seconds(spec, rate=rate) * (1.0 if share is None else share)
-            + (overhead(spec.dtype, device, store, kind=kind) or 0.0))
+            + (_median(table, "overhead", spec.dtype, device, kind) or 0.0))
 
 
 def after_commit(kind: str, job_id: str, spec: Any) -> float | None:
